@@ -1,0 +1,261 @@
+// ckpt/archive/native.hpp — the native `.ckpt` backend (spec: docs/FORMAT.md).
+// One file, written in one streaming pass: a 64-byte header, each tensor's bytes at a 64-byte
+// aligned offset, a JSON footer (tensor table with CRC-32s + the tree skeleton), and a 32-byte
+// trailer that locates the footer. Loads are eager (checksums verified) or zero-copy mmap.
+#pragma once
+
+#include <algorithm>   // sorting entries for the overlap check
+#include <array>       // extensions
+#include <cstring>     // magic compare
+#include <filesystem>  // paths
+#include <memory>      // shared mapping
+#include <optional>    // mapping
+#include <span>        // bytes
+#include <string>      // names
+#include <vector>      // entry table
+
+#include "../concepts.hpp"        // archive concepts, EntryInfo
+#include "../detail/codec.hpp"    // raw / zlib tensor codecs
+#include "../detail/crc32.hpp"    // CRC-32 per tensor
+#include "../detail/endian.hpp"   // header / trailer fields
+#include "../detail/skeleton.hpp" // tree skeleton
+#include "../io/file.hpp"         // AtomicFile, File
+#include "../io/mmap.hpp"         // Mapping
+#include "../version.hpp"         // native_format_version
+
+namespace ckpt {
+
+/// Format tag of the native backend.
+struct native_format {};
+
+namespace native {
+inline constexpr std::array<unsigned char, 8> magic = {0x89, 'C', 'K', 'P', 'T', '\r', '\n', 0x1a};
+inline constexpr std::array<unsigned char, 8> end_magic = {'C', 'K', 'P', 'T', '-', 'E', 'N', 'D'};
+inline constexpr std::uint64_t header_size = 64;
+inline constexpr std::uint64_t trailer_size = 32;
+inline constexpr std::uint64_t alignment = 64;
+/// Largest footer a reader accepts (a hostile file cannot make us allocate more).
+inline constexpr std::uint64_t max_footer_bytes = std::uint64_t{1} << 30;
+
+/// Writes a .ckpt file through an AtomicFile: nothing appears under `path` until commit().
+class OutputArchive {
+ public:
+  OutputArchive(const std::filesystem::path& path, const SaveOptions& opts = {})
+      : file_(path, opts.fsync), codec_(detail::codec_from_name(opts.codec, path.string())), level_(opts.compression_level) {
+    std::array<std::byte, header_size> h{};
+    std::memcpy(h.data(), magic.data(), magic.size());
+    detail::store_le<std::uint32_t>(h.data() + 8, native_format_version);
+    detail::store_le<std::uint32_t>(h.data() + 12, 0);  // flags
+    out().write(h);
+  }
+
+  void begin_group(const KeyPath& p, Container c) { tree_.begin_group(p, c); }
+  void end_group(const KeyPath& p) { tree_.end_group(p); }
+  void write_value(const KeyPath& p, const Value& v) { tree_.value(p, v); }
+  void write_tensor(const KeyPath& p, const TensorView& t) {
+    out().pad_to(alignment);
+    const std::uint64_t off = out().position();
+    std::uint32_t crc;
+    std::uint64_t stored = t.nbytes;
+    std::string codec = "raw";
+    if (codec_ == detail::Codec::zlib && t.nbytes > 0) {
+      auto packed = detail::zlib_encode(t, level_);
+      if (packed.size() < t.nbytes) {  // keep raw when compression does not help
+        crc = detail::crc32(packed);
+        stored = packed.size();
+        codec = "zlib";
+        out().write(packed);
+      } else {
+        crc = detail::crc32(t.bytes());
+        out().write(t.bytes());
+      }
+    } else {
+      crc = detail::crc32(t.bytes());
+      out().write(t.bytes());
+    }
+    Value e{{"key", p.keys()}, {"dtype", name(t.dtype)}, {"shape", t.shape}, {"offset", off},
+            {"nbytes", t.nbytes}, {"stored_nbytes", stored}, {"codec", codec}, {"crc32", crc}};
+    tree_.tensor(p, table_.size());
+    table_.push_back(std::move(e));
+  }
+  void commit() {
+    Value footer{{"format", "ckpt"}, {"version", native_format_version}, {"library", version_string},
+                 {"alignment", alignment}, {"tensors", std::move(table_)}, {"tree", std::move(tree_.root())}};
+    const std::string text = footer.dump();
+    const std::uint64_t foff = out().position();
+    out().write_string(text);
+    std::array<std::byte, trailer_size> tr{};
+    detail::store_le<std::uint64_t>(tr.data(), foff);
+    detail::store_le<std::uint64_t>(tr.data() + 8, text.size());
+    detail::store_le<std::uint32_t>(tr.data() + 16, detail::crc32(std::as_bytes(std::span(text))));
+    detail::store_le<std::uint32_t>(tr.data() + 20, native_format_version);
+    std::memcpy(tr.data() + 24, end_magic.data(), end_magic.size());
+    out().write(tr);
+    file_.commit();
+  }
+
+ private:
+  io::Writer& out() { return file_.writer(); }
+  io::AtomicFile file_;
+  detail::Codec codec_;
+  int level_;
+  detail::SkeletonBuilder tree_;
+  Value table_ = Value::array();
+};
+
+/// Reads a .ckpt file. The constructor validates the trailer, footer and tensor table; data is
+/// read per entry (eager, into caller memory or an owning tensor) or viewed in a mapping.
+class InputArchive {
+ public:
+  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {})
+      : path_(path.string()), opts_(opts), file_(io::File::open_read(path)) {
+    size_ = file_.size();
+    if (size_ < header_size + trailer_size) throw format_error("file too small for a .ckpt (" + std::to_string(size_) + " bytes)", path_, 0);
+    std::array<std::byte, header_size> h{};
+    file_.pread_all(h, 0);
+    if (std::memcmp(h.data(), magic.data(), magic.size()) != 0) throw format_error("not a .ckpt file (bad magic)", path_, 0);
+    const auto ver = detail::load_le<std::uint32_t>(h.data() + 8);
+    if (ver != native_format_version) throw unsupported_error("unsupported .ckpt format version " + std::to_string(ver) + " (this library reads " + std::to_string(native_format_version) + ")", path_);
+    std::array<std::byte, trailer_size> tr{};
+    file_.pread_all(tr, size_ - trailer_size);
+    if (std::memcmp(tr.data() + 24, end_magic.data(), end_magic.size()) != 0) throw format_error("bad trailer magic (file truncated or not a .ckpt)", path_, size_ - 8);
+    footer_off_ = detail::load_le<std::uint64_t>(tr.data());
+    const auto flen = detail::load_le<std::uint64_t>(tr.data() + 8);
+    const auto fcrc = detail::load_le<std::uint32_t>(tr.data() + 16);
+    if (flen > max_footer_bytes || footer_off_ < header_size || footer_off_ > size_ - trailer_size || flen != size_ - trailer_size - footer_off_)
+      throw format_error("footer location out of range", path_, size_ - trailer_size, "", "footer ending at " + std::to_string(size_ - trailer_size), "offset " + std::to_string(footer_off_) + " + length " + std::to_string(flen));
+    std::string text(static_cast<std::size_t>(flen), '\0');
+    file_.pread_all(std::as_writable_bytes(std::span(text)), footer_off_);
+    const auto got = detail::crc32(std::as_bytes(std::span(text)));
+    if (got != fcrc) throw corrupt_error("footer checksum mismatch", path_, "", detail::crc_hex(fcrc), detail::crc_hex(got));
+    Value footer = detail::parse_json_limited(text, path_, footer_off_);
+    parse_table(footer);
+    if (auto t = footer.find("tree"); t != footer.end()) skeleton_ = std::move(*t);
+    if (opts_.mmap) mapping_ = io::Mapping::open(path);
+  }
+
+  const std::vector<EntryInfo>& entries() const { return entries_; }
+  Value skeleton() const { return skeleton_; }
+  const std::string& path() const { return path_; }
+
+  /// Read entry i's decoded bytes into dst (dst.size() must equal nbytes); verifies the CRC
+  /// when the options ask for it (default for eager loads).
+  void read_into(std::size_t i, std::span<std::byte> dst) {
+    const auto& e = entries_.at(i);
+    if (dst.size() != e.nbytes) throw mismatch_error("destination size differs", e.path.str(), std::to_string(e.nbytes) + " bytes", std::to_string(dst.size()) + " bytes", path_);
+    if (codecs_[i] == detail::Codec::raw) {
+      if (mapping_) std::memcpy(dst.data(), mapping_->data() + offsets_[i], dst.size());
+      else file_.pread_all(dst, offsets_[i]);
+      if (opts_.verify_checksums()) check_crc(i, dst);
+    } else {
+      std::vector<std::byte> packed(static_cast<std::size_t>(e.stored_nbytes));
+      file_.pread_all(packed, offsets_[i]);
+      check_crc(i, packed);  // always: a corrupt zlib stream must not be decoded blindly
+      detail::zlib_decode(packed, e, dst, path_);
+    }
+  }
+  /// Entry i as a tensor: a view into the shared mapping (mmap, raw codec) or an owning copy.
+  Tensor read_tensor(std::size_t i) {
+    const auto& e = entries_.at(i);
+    if (mapping_ && codecs_[i] == detail::Codec::raw) {
+      TensorView v{e.dtype, e.shape, mapping_->data() + offsets_[i], static_cast<std::size_t>(e.nbytes)};
+      if (opts_.verify_checksums()) check_crc(i, v.bytes());
+      return Tensor::view_of(v, mapping_);
+    }
+    Tensor t(e.dtype, e.shape);
+    read_into(i, {t.mutable_data(), t.nbytes()});
+    return t;
+  }
+  /// Check entry i's stored bytes against its CRC-32 without keeping them.
+  void verify_entry(std::size_t i) {
+    const auto& e = entries_.at(i);
+    std::vector<std::byte> buf(static_cast<std::size_t>(std::min<std::uint64_t>(e.stored_nbytes, 8u << 20)));
+    std::uint32_t c = 0;
+    for (std::uint64_t done = 0; done < e.stored_nbytes;) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), e.stored_nbytes - done));
+      file_.pread_all({buf.data(), n}, offsets_[i] + done);
+      c = detail::crc32_update(c, {buf.data(), n});
+      done += n;
+    }
+    if (c != crcs_[i]) throw corrupt_error("checksum mismatch", path_, e.path.str(), detail::crc_hex(crcs_[i]), detail::crc_hex(c));
+  }
+  std::uint64_t offset(std::size_t i) const { return offsets_.at(i); }
+
+ private:
+  void check_crc(std::size_t i, std::span<const std::byte> stored) const {
+    const auto c = detail::crc32(stored);
+    if (c != crcs_[i]) throw corrupt_error("checksum mismatch", path_, entries_[i].path.str(), detail::crc_hex(crcs_[i]), detail::crc_hex(c));
+  }
+  void parse_table(const Value& footer) {
+    auto bad = [&](const std::string& what, const std::string& key = {}) { return format_error("invalid footer: " + what, path_, footer_off_, key); };
+    if (!footer.is_object() || footer.value("format", "") != "ckpt") throw bad("not a ckpt footer");
+    auto t = footer.find("tensors");
+    if (t == footer.end() || !t->is_array()) throw bad("missing tensor table");
+    for (const auto& j : *t) {
+      EntryInfo e;
+      try {
+        if (!j.is_object()) throw bad("entry is not an object");
+        for (const auto& k : j.at("key")) e.path = e.path / k.get<std::string>();
+        const auto key = e.path.str();
+        auto dt = dtype_from_name(j.at("dtype").get<std::string>());
+        if (!dt) throw bad("unknown dtype '" + j.at("dtype").get<std::string>() + "'", key);
+        e.dtype = *dt;
+        e.shape = j.at("shape").get<Shape>();
+        e.nbytes = j.at("nbytes").get<std::uint64_t>();
+        e.stored_nbytes = j.at("stored_nbytes").get<std::uint64_t>();
+        e.codec = j.at("codec").get<std::string>();
+        const auto off = j.at("offset").get<std::uint64_t>();
+        const auto crc = j.at("crc32").get<std::uint32_t>();
+        auto nb = checked_nbytes(e.dtype, e.shape);
+        if (!nb || *nb != e.nbytes) throw format_error("invalid footer: tensor size does not match its shape", path_, footer_off_, key, nb ? std::to_string(*nb) + " bytes" : "a valid shape", std::to_string(e.nbytes) + " bytes");
+        if (e.codec != "raw" && e.codec != "zlib") throw bad("unknown codec '" + e.codec + "'", key);
+        auto codec = detail::codec_from_name(e.codec, path_);
+        if (codec == detail::Codec::raw && e.stored_nbytes != e.nbytes) throw bad("raw entry with stored size different from its size", key);
+        if (off % alignment || off < header_size || off > footer_off_ || e.stored_nbytes > footer_off_ - off)
+          throw format_error("invalid footer: tensor data out of range", path_, footer_off_, key, "64-aligned range inside [64, " + std::to_string(footer_off_) + ")", "offset " + std::to_string(off) + " size " + std::to_string(e.stored_nbytes));
+        offsets_.push_back(off);
+        crcs_.push_back(crc);
+        codecs_.push_back(codec);
+      } catch (const nlohmann::json::exception& x) {
+        throw bad(std::string("malformed entry: ") + x.what(), e.path.str());
+      }
+      entries_.push_back(std::move(e));
+    }
+    // No two tensors may overlap.
+    std::vector<std::size_t> order;  // entries with bytes (empty tensors occupy nothing)
+    for (std::size_t i = 0; i < entries_.size(); ++i)
+      if (entries_[i].stored_nbytes) order.push_back(i);
+    std::sort(order.begin(), order.end(), [&](auto a, auto b) { return offsets_[a] < offsets_[b]; });
+    for (std::size_t k = 1; k < order.size(); ++k) {
+      const auto a = order[k - 1], b = order[k];
+      if (offsets_[a] + entries_[a].stored_nbytes > offsets_[b]) throw bad("tensor data overlaps '" + entries_[a].path.str() + "'", entries_[b].path.str());
+    }
+  }
+
+  std::string path_;
+  LoadOptions opts_;
+  io::File file_;
+  std::uint64_t size_ = 0, footer_off_ = 0;
+  std::vector<EntryInfo> entries_;
+  std::vector<std::uint64_t> offsets_;
+  std::vector<std::uint32_t> crcs_;
+  std::vector<detail::Codec> codecs_;
+  Value skeleton_;
+  std::shared_ptr<const io::Mapping> mapping_;
+};
+}  // namespace native
+
+template <>
+struct archive_traits<native_format> {
+  static constexpr std::string_view name = "native";
+  static constexpr std::array<std::string_view, 1> extensions{".ckpt"};
+  static constexpr ArchiveCaps caps{.metadata_tree = true, .compression = true, .zero_copy_read = true,
+                                    .streaming_write = true, .checksums = true, .directory = false};
+  static bool sniff(std::span<const std::byte> head) {
+    return head.size() >= native::magic.size() && std::memcmp(head.data(), native::magic.data(), native::magic.size()) == 0;
+  }
+  using output_archive = native::OutputArchive;
+  using input_archive = native::InputArchive;
+};
+
+}  // namespace ckpt

@@ -1,0 +1,14 @@
+// ckpt/ckpt.hpp — umbrella include: everything a training loop needs.
+#pragma once
+
+#include "archive/detect.hpp"  // built-in formats
+#include "archive/json.hpp"    // .json
+#include "archive/memory.hpp"  // in-memory (tests)
+#include "archive/native.hpp"  // .ckpt
+#include "concepts.hpp"        // Checkpointable, CKPT_FIELDS
+#include "dtype.hpp"           // DType
+#include "error.hpp"           // exceptions
+#include "save_load.hpp"       // save / load / load_into / verify
+#include "state_dict.hpp"      // StateDict
+#include "tensor.hpp"          // Tensor
+#include "version.hpp"         // versions

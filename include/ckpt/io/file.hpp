@@ -1,0 +1,337 @@
+// ckpt/io/file.hpp — POSIX file I/O the rest of the library builds on: an RAII descriptor,
+// full write/pread loops (EINTR, short writes), errors that carry path and errno, fsync of a
+// file and of its parent directory, buffered sequential writers, and AtomicFile — write to
+// `name.tmp-<random>`, fsync, rename over the final name, fsync the directory — which every
+// save goes through, so a failed or killed save never damages the previous file.
+#pragma once
+
+#include <fcntl.h>     // open flags
+#include <sys/stat.h>  // fstat
+#include <unistd.h>    // read/write/fsync/close
+
+#include <cerrno>       // errno
+#include <cstddef>      // std::byte
+#include <cstdint>      // offsets
+#include <cstring>      // std::memcpy
+#include <filesystem>   // paths
+#include <functional>   // fault hook
+#include <optional>     // lazily built writer
+#include <utility>      // std::exchange
+#include <random>       // temp-name suffix
+#include <span>         // byte spans
+#include <string>       // paths
+#include <vector>       // buffers
+
+#include "../error.hpp"  // io_error
+
+namespace ckpt::io {
+
+namespace fs = std::filesystem;
+
+/// Test hook for fault injection: called before every write with (path, offset, size); it may
+/// return an errno value to make that write fail (0 = proceed). Null in normal operation.
+inline std::function<int(const std::string&, std::uint64_t, std::size_t)>& write_fault_hook() {
+  static std::function<int(const std::string&, std::uint64_t, std::size_t)> hook;
+  return hook;
+}
+
+/// An owned file descriptor, closed on destruction.
+class File {
+ public:
+  File() = default;
+  File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  File(File&& o) noexcept : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)) {}
+  File& operator=(File&& o) noexcept {
+    if (this != &o) {
+      close_quietly();
+      fd_ = std::exchange(o.fd_, -1);
+      path_ = std::move(o.path_);
+    }
+    return *this;
+  }
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File() { close_quietly(); }
+
+  /// Open for reading; io_error with errno when it cannot.
+  static File open_read(const fs::path& p) {
+    int fd;
+    do fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) throw io_error("cannot open for reading", p.string(), errno);
+    return File(fd, p.string());
+  }
+  /// Create a new file (fails if it exists) for writing.
+  static File create_exclusive(const fs::path& p, int mode = 0644) {
+    int fd;
+    do fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) throw io_error("cannot create", p.string(), errno);
+    return File(fd, p.string());
+  }
+
+  int fd() const noexcept { return fd_; }
+  const std::string& path() const noexcept { return path_; }
+  bool is_open() const noexcept { return fd_ >= 0; }
+
+  std::uint64_t size() const {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) throw io_error("cannot stat", path_, errno);
+    return static_cast<std::uint64_t>(st.st_size);
+  }
+
+  /// Write all bytes at the current position (loops over short writes and EINTR).
+  void write_all(std::span<const std::byte> data, std::uint64_t offset_for_hook = 0) {
+    if (auto& hook = write_fault_hook()) {
+      if (int e = hook(path_, offset_for_hook, data.size())) throw io_error("cannot write " + std::to_string(data.size()) + " bytes at offset " + std::to_string(offset_for_hook), path_, e);
+    }
+    const std::byte* p = data.data();
+    std::size_t left = data.size();
+    while (left) {
+      const std::size_t chunk = left < (std::size_t{1} << 30) ? left : (std::size_t{1} << 30);
+      const ssize_t n = ::write(fd_, p, chunk);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw io_error("cannot write " + std::to_string(left) + " bytes", path_, errno);
+      }
+      if (n == 0) throw io_error("write returned 0 bytes", path_, ENOSPC);
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+  }
+  /// Read exactly dst.size() bytes at `offset`; io_error on error, format_error-free: a short
+  /// file is reported as an io_error saying how many bytes were missing.
+  void pread_all(std::span<std::byte> dst, std::uint64_t offset) const {
+    std::byte* p = dst.data();
+    std::size_t left = dst.size();
+    while (left) {
+      const std::size_t chunk = left < (std::size_t{1} << 30) ? left : (std::size_t{1} << 30);
+      const ssize_t n = ::pread(fd_, p, chunk, static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw io_error("cannot read at offset " + std::to_string(offset), path_, errno);
+      }
+      if (n == 0) throw io_error("unexpected end of file: " + std::to_string(left) + " bytes missing at offset " + std::to_string(offset), path_);
+      p += n;
+      left -= static_cast<std::size_t>(n);
+      offset += static_cast<std::uint64_t>(n);
+    }
+  }
+  void fsync() {
+    if (::fsync(fd_) != 0) throw io_error("cannot fsync", path_, errno);
+  }
+  void close() {
+    if (fd_ >= 0) {
+      const int fd = std::exchange(fd_, -1);
+      if (::close(fd) != 0 && errno != EINTR) throw io_error("cannot close", path_, errno);
+    }
+  }
+
+ private:
+  void close_quietly() noexcept {
+    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  }
+  int fd_ = -1;
+  std::string path_;
+};
+
+/// fsync a directory so that a rename or create inside it is durable.
+inline void fsync_dir(const fs::path& dir) {
+  const fs::path d = dir.empty() ? fs::path(".") : dir;
+  int fd;
+  do fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) throw io_error("cannot open directory to fsync", d.string(), errno);
+  const int rc = ::fsync(fd);
+  const int e = errno;
+  ::close(fd);
+  if (rc != 0 && e != EINVAL) throw io_error("cannot fsync directory", d.string(), e);
+}
+
+/// A random suffix for temporary names.
+inline std::string random_suffix() {
+  static thread_local std::mt19937_64 rng{std::random_device{}() ^ (static_cast<std::uint64_t>(::getpid()) << 32)};
+  static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string s;
+  for (int i = 0; i < 10; ++i) s += digits[rng() % 36];
+  return s;
+}
+
+/// The marker every temporary name carries; CheckpointManager and cleanup code look for it.
+inline constexpr std::string_view temp_marker = ".tmp-";
+
+/// Sequential byte sink that archives write into. Tracks the position; pads to alignments.
+class Writer {
+ public:
+  virtual ~Writer() = default;
+  virtual void write(std::span<const std::byte> data) = 0;
+  virtual void flush() {}
+  virtual std::uint64_t position() const = 0;
+  /// Name of what is written (for messages).
+  virtual const std::string& path() const = 0;
+
+  void write(const void* p, std::size_t n) { write({static_cast<const std::byte*>(p), n}); }
+  void write_string(std::string_view s) { write(s.data(), s.size()); }
+  /// Write zero bytes until position() is a multiple of `alignment`.
+  void pad_to(std::uint64_t alignment) {
+    static constexpr std::byte zeros[4096] = {};
+    std::uint64_t rem = position() % alignment;
+    if (!rem) return;
+    std::uint64_t n = alignment - rem;
+    while (n) {
+      const auto k = n < sizeof(zeros) ? n : sizeof(zeros);
+      write({zeros, static_cast<std::size_t>(k)});
+      n -= k;
+    }
+  }
+};
+
+/// Buffered writer on a File: small writes are gathered in a buffer, large ones go straight
+/// to write(2) so big tensors are not copied.
+class FileWriter final : public Writer {
+ public:
+  explicit FileWriter(File& f, std::size_t buffer_bytes = std::size_t{1} << 20) : file_(f) { buf_.reserve(buffer_bytes); }
+  void write(std::span<const std::byte> data) override {
+    if (buf_.size() + data.size() <= buf_.capacity()) {
+      buf_.insert(buf_.end(), data.begin(), data.end());
+    } else {
+      flush();
+      if (data.size() >= buf_.capacity()) {
+        file_.write_all(data, written_);
+        written_ += data.size();
+      } else {
+        buf_.insert(buf_.end(), data.begin(), data.end());
+      }
+    }
+  }
+  void flush() override {
+    if (!buf_.empty()) {
+      file_.write_all(buf_, written_);
+      written_ += buf_.size();
+      buf_.clear();
+    }
+  }
+  std::uint64_t position() const override { return written_ + buf_.size(); }
+  const std::string& path() const override { return file_.path(); }
+
+ private:
+  File& file_;
+  std::vector<std::byte> buf_;
+  std::uint64_t written_ = 0;
+};
+
+/// Writes a new file under a temporary name and renames it over `final_path` on commit();
+/// destroyed without commit (an exception, an error) it removes the temporary, leaving any
+/// previous file at `final_path` untouched.
+class AtomicFile {
+ public:
+  explicit AtomicFile(fs::path final_path, bool durable = true)
+      : final_(std::move(final_path)), durable_(durable) {
+    const auto dir = final_.parent_path();
+    for (int attempt = 0;; ++attempt) {
+      tmp_ = final_;
+      tmp_ += std::string(temp_marker) + random_suffix();
+      try {
+        file_ = File::create_exclusive(tmp_);
+        break;
+      } catch (const io_error& e) {
+        if (e.code() != EEXIST || attempt > 8) throw;
+      }
+    }
+    writer_.emplace(file_);
+  }
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile() {
+    if (!committed_) {
+      writer_.reset();
+      file_ = File();
+      std::error_code ec;
+      fs::remove(tmp_, ec);
+    }
+  }
+  Writer& writer() { return *writer_; }
+  const fs::path& temp_path() const { return tmp_; }
+  const fs::path& final_path() const { return final_; }
+
+  /// Flush, fsync, rename into place, fsync the directory.
+  void commit() {
+    writer_->flush();
+    if (durable_) file_.fsync();
+    file_.close();
+    if (::rename(tmp_.c_str(), final_.c_str()) != 0) throw io_error("cannot rename '" + tmp_.string() + "' into place", final_.string(), errno);
+    committed_ = true;
+    if (durable_) fsync_dir(final_.parent_path());
+  }
+
+ private:
+  fs::path final_, tmp_;
+  bool durable_;
+  bool committed_ = false;
+  File file_;
+  std::optional<FileWriter> writer_;
+};
+
+/// A directory checkpoint built under `name.tmp-<random>/` and moved into place on commit().
+/// Files are created inside with create(); commit() fsyncs them and the directory, moves any
+/// previous directory aside, renames the new one into place and removes the old one. Destroyed
+/// without commit, it removes the temporary directory and leaves the previous one untouched.
+class AtomicDir {
+ public:
+  explicit AtomicDir(fs::path final_path, bool durable = true) : final_(std::move(final_path)), durable_(durable) {
+    tmp_ = final_;
+    tmp_ += std::string(temp_marker) + random_suffix();
+    std::error_code ec;
+    if (!fs::create_directory(tmp_, ec) || ec) throw io_error("cannot create directory", tmp_.string(), ec ? ec.value() : EEXIST);
+  }
+  AtomicDir(const AtomicDir&) = delete;
+  AtomicDir& operator=(const AtomicDir&) = delete;
+  ~AtomicDir() {
+    if (!committed_) {
+      std::error_code ec;
+      fs::remove_all(tmp_, ec);
+    }
+  }
+  const fs::path& temp_path() const { return tmp_; }
+  const fs::path& final_path() const { return final_; }
+  /// Write a whole file `name` inside the directory (fsynced at once when durable).
+  void write_file(const std::string& name, std::span<const std::byte> data) {
+    File f = File::create_exclusive(tmp_ / name);
+    f.write_all(data);
+    if (durable_) f.fsync();
+    f.close();
+  }
+  void commit() {
+    if (durable_) fsync_dir(tmp_);
+    std::error_code ec;
+    fs::path old;
+    if (fs::exists(final_, ec)) {
+      old = final_;
+      old += std::string(temp_marker) + "old-" + random_suffix();
+      if (::rename(final_.c_str(), old.c_str()) != 0) throw io_error("cannot move the previous checkpoint aside", final_.string(), errno);
+    }
+    if (::rename(tmp_.c_str(), final_.c_str()) != 0) {
+      const int e = errno;
+      if (!old.empty()) (void)::rename(old.c_str(), final_.c_str());
+      throw io_error("cannot rename '" + tmp_.string() + "' into place", final_.string(), e);
+    }
+    committed_ = true;
+    if (durable_) fsync_dir(final_.parent_path());
+    if (!old.empty()) fs::remove_all(old, ec);
+  }
+
+ private:
+  fs::path final_, tmp_;
+  bool durable_;
+  bool committed_ = false;
+};
+
+/// Read a whole (small) file into memory.
+inline std::vector<std::byte> read_file(const fs::path& p) {
+  File f = File::open_read(p);
+  std::vector<std::byte> buf(f.size());
+  f.pread_all(buf, 0);
+  return buf;
+}
+
+}  // namespace ckpt::io

@@ -1,0 +1,8 @@
+// ODR check, second translation unit.
+#include <ckpt/ckpt.hpp>
+
+ckpt::StateDict make_in_tu2() {
+  ckpt::StateDict a;
+  a["x"] = ckpt::Tensor::from<float>({1, 2});
+  return a;
+}

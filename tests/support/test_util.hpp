@@ -1,0 +1,85 @@
+// Test helpers (never in include/): a self-removing temporary directory, seeded random
+// tensors of any dtype, and file byte edits.
+#pragma once
+
+#include <unistd.h>
+
+#include <ckpt/ckpt.hpp>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace ckpt_test {
+namespace fs = std::filesystem;
+
+/// A fresh directory under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    static std::mt19937_64 rng{std::random_device{}()};
+    path_ = fs::temp_directory_path() / ("ckpt-test-" + std::to_string(::getpid()) + "-" + std::to_string(rng()));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+  /// Names of the entries in the directory, sorted.
+  std::vector<std::string> list() const {
+    std::vector<std::string> v;
+    for (const auto& e : fs::directory_iterator(path_)) v.push_back(e.path().filename().string());
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+
+ private:
+  fs::path path_;
+};
+
+/// A tensor of `dtype` and `shape` filled with seeded random bytes that are valid values
+/// (bools are 0/1; floats are finite random values so equality is meaningful).
+inline ckpt::Tensor random_tensor(ckpt::DType dtype, ckpt::Shape shape, std::uint64_t seed) {
+  ckpt::Tensor t(dtype, std::move(shape));
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  auto* p = t.mutable_data();
+  const auto n = static_cast<std::size_t>(t.numel());
+  switch (dtype) {
+    case ckpt::DType::boolean:
+      for (std::size_t i = 0; i < n; ++i) p[i] = std::byte(rng() & 1);
+      break;
+    case ckpt::DType::f32:
+      for (auto& v : t.mutable_values<float>()) v = normal(rng);
+      break;
+    case ckpt::DType::f64:
+      for (auto& v : t.mutable_values<double>()) v = normal(rng);
+      break;
+    case ckpt::DType::f16:
+      for (auto& v : t.mutable_values<ckpt::float16>()) v = ckpt::float16(normal(rng));
+      break;
+    case ckpt::DType::bf16:
+      for (auto& v : t.mutable_values<ckpt::bfloat16>()) v = ckpt::bfloat16(normal(rng));
+      break;
+    default:
+      for (std::size_t i = 0; i < t.nbytes(); ++i) p[i] = std::byte(rng() & 0xff);
+  }
+  return t;
+}
+
+inline std::vector<char> read_bytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), {}};
+}
+inline void write_bytes(const fs::path& p, const std::vector<char>& b) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f.write(b.data(), static_cast<std::streamsize>(b.size()));
+}
+
+}  // namespace ckpt_test

@@ -90,7 +90,10 @@ inline std::optional<DType> dtype_from_safetensors(std::string_view s) {
 /// The DType name in a message, or a list of all of them.
 inline std::string dtype_names() {
   std::string s;
-  for (const auto& i : detail::dtype_table) s += (s.empty() ? "" : " ") + std::string(i.name);
+  for (const auto& i : detail::dtype_table) {
+    if (!s.empty()) s += ' ';
+    s += i.name;
+  }
   return s;
 }
 

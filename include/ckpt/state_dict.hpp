@@ -65,13 +65,19 @@ class KeyPath {
   /// The escaped dotted form; parse(str()) == *this.
   std::string str() const {
     std::string r;
-    for (std::size_t i = 0; i < keys_.size(); ++i) r += (i ? "." : "") + escape(keys_[i]);
+    for (std::size_t i = 0; i < keys_.size(); ++i) {
+      if (i) r += '.';
+      r += escape(keys_[i]);
+    }
     return r;
   }
   /// The keys joined with '.' and no escaping — what flat formats (safetensors, npz) name an entry.
   std::string joined() const {
     std::string r;
-    for (std::size_t i = 0; i < keys_.size(); ++i) r += (i ? "." : "") + keys_[i];
+    for (std::size_t i = 0; i < keys_.size(); ++i) {
+      if (i) r += '.';
+      r += keys_[i];
+    }
     return r;
   }
 
@@ -149,7 +155,10 @@ struct LoadReport {
       std::string s;
       if (v.empty()) return s;
       s = std::string(label) + ": ";
-      for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        if (i) s += ", ";
+        s += v[i];
+      }
       return s + "; ";
     };
     auto s = list("missing", missing) + list("unexpected", unexpected) + list("mismatched", mismatched);

@@ -33,7 +33,10 @@ using Shape = std::vector<std::int64_t>;
 /// "[2, 3]" — used in messages.
 inline std::string shape_string(const Shape& s) {
   std::string r = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i) r += ", ";
+    r += std::to_string(s[i]);
+  }
   return r + "]";
 }
 

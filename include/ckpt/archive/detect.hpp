@@ -29,7 +29,8 @@ void for_each_format(F&& f) {
 inline std::string known_formats() {
   std::string s;
   for_each_format([&]<class F>(F) {
-    s += (s.empty() ? "" : ", ") + std::string(archive_traits<F>::name);
+    if (!s.empty()) s += ", ";
+    s += archive_traits<F>::name;
     for (auto e : archive_traits<F>::extensions) s += " " + std::string(e);
   });
   return s;

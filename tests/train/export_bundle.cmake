@@ -1,0 +1,20 @@
+# ctest script: the exported inference bundle gives the same predictions in predict_linear as
+# the trained model printed.   cmake -DTRAIN=.. -DPREDICT=.. -DWORK=.. -P export_bundle.cmake
+cmake_minimum_required(VERSION 3.25)
+file(REMOVE_RECURSE ${WORK})
+execute_process(COMMAND ${TRAIN} --ckpt-dir ${WORK}/run --epochs 3 --export ${WORK}/bundle.ckpt
+                RESULT_VARIABLE rc OUTPUT_VARIABLE train_out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "train failed: ${train_out}${err}")
+endif()
+execute_process(COMMAND ${PREDICT} ${WORK}/bundle.ckpt RESULT_VARIABLE rc OUTPUT_VARIABLE pred_out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "predict failed: ${pred_out}${err}")
+endif()
+string(REGEX MATCHALL "prediction [0-9]: [^\n]*" a "${train_out}")
+string(REGEX MATCHALL "prediction [0-9]: [^\n]*" b "${pred_out}")
+list(LENGTH a n)
+if(NOT n EQUAL 3 OR NOT a STREQUAL b)
+  message(FATAL_ERROR "predictions differ:\ntrainer: ${a}\npredict: ${b}")
+endif()
+message("bundle predictions equal: ${b}")

@@ -84,20 +84,15 @@ class Tensor {
   Tensor() : Tensor(DType::f32, Shape{0}) {}
 
   /// Allocate a zero-filled owning tensor. Throws mismatch_error on a bad shape.
-  Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
-    auto nb = checked_nbytes(dtype_, shape_);
-    if (!nb) throw mismatch_error("invalid tensor shape", "", "non-negative dims whose product fits in int64", shape_string(shape_));
-    nbytes_ = static_cast<std::size_t>(*nb);
-    auto* p = static_cast<std::byte*>(::operator new(nbytes_ ? nbytes_ : 1, std::align_val_t{alignment}));
-    std::memset(p, 0, nbytes_);
-    owner_ = std::shared_ptr<std::byte>(p, [](std::byte* q) { ::operator delete(q, std::align_val_t{alignment}); });
-    data_ = p;
-    writable_ = true;
-  }
+  Tensor(DType dtype, Shape shape) : Tensor(dtype, std::move(shape), true) {}
+
+  /// Allocate an owning tensor without initializing its bytes (like torch.empty): for readers
+  /// that overwrite every byte at once, saving a pass over memory.
+  static Tensor empty(DType dtype, Shape shape) { return Tensor(dtype, std::move(shape), false); }
 
   /// An owning tensor holding a copy of `v`.
   static Tensor copy_of(const TensorView& v) {
-    Tensor t(v.dtype, v.shape);
+    Tensor t = empty(v.dtype, v.shape);
     if (v.nbytes != t.nbytes_) throw mismatch_error("tensor byte size does not match its shape", "", std::to_string(t.nbytes_) + " bytes", std::to_string(v.nbytes) + " bytes");
     if (v.nbytes) std::memcpy(t.data_, v.data, v.nbytes);
     return t;
@@ -188,6 +183,16 @@ class Tensor {
  private:
   struct no_alloc {};
   explicit Tensor(no_alloc) {}
+  Tensor(DType dtype, Shape shape, bool zero) : dtype_(dtype), shape_(std::move(shape)) {
+    auto nb = checked_nbytes(dtype_, shape_);
+    if (!nb) throw mismatch_error("invalid tensor shape", "", "non-negative dims whose product fits in int64", shape_string(shape_));
+    nbytes_ = static_cast<std::size_t>(*nb);
+    auto* p = static_cast<std::byte*>(::operator new(nbytes_ ? nbytes_ : 1, std::align_val_t{alignment}));
+    if (zero) std::memset(p, 0, nbytes_);
+    owner_ = std::shared_ptr<std::byte>(p, [](std::byte* q) { ::operator delete(q, std::align_val_t{alignment}); });
+    data_ = p;
+    writable_ = true;
+  }
   template <class T>
   void check() const {
     if (dtype_of<T> != dtype_) throw mismatch_error("typed access with the wrong dtype", "", std::string(name(dtype_)), std::string(name(dtype_of<T>)));

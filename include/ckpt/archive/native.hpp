@@ -162,7 +162,7 @@ class InputArchive {
       if (opts_.verify_checksums()) check_crc(i, v.bytes());
       return Tensor::view_of(v, mapping_);
     }
-    Tensor t(e.dtype, e.shape);
+    Tensor t = Tensor::empty(e.dtype, e.shape);
     read_into(i, {t.mutable_data(), t.nbytes()});
     return t;
   }

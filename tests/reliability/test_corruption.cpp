@@ -1,0 +1,97 @@
+// Corruption tests over every built-in file format (formats added to builtin_formats join
+// automatically): flip each byte in turn and truncate at every length. Loading must raise a
+// ckpt::error or yield exactly the original values (a flip in padding or an unused field) —
+// never crash (the asan preset runs this), and in formats with checksums never yield silently
+// different tensors.
+#include <catch2/catch.hpp>
+#include <ckpt/ckpt.hpp>
+
+#include "test_util.hpp"
+
+using namespace ckpt;
+
+namespace {
+StateDict small_state() {
+  StateDict sd;
+  sd["model"].set("0.weight", Tensor::from<float>({1.5f, -2.0f, 3.25f, 0.5f, 8.0f, -1.0f}, {2, 3}));
+  sd["model"].set("0.bias", Tensor::from<float>({0.25f, -0.75f}));
+  sd["steps"] = Tensor::from<std::int64_t>({7, 9});
+  return sd;
+}
+
+struct Tally {
+  std::size_t cases = 0, errors = 0, identical = 0, silently_different = 0;
+};
+
+// Only the tensors are compared: formats without a metadata tree legitimately return a flat
+// or differently-nested tree; what matters is that no tensor comes back with other bytes.
+bool tensors_equal(const StateDict& a, const StateDict& b) {
+  auto fa = a.flatten(), fb = b.flatten();
+  std::map<std::string, const Tensor*> mb;
+  for (auto& [p, v] : fb)
+    if (v->is_tensor()) mb[p.joined()] = &v->tensor();
+  std::size_t n = 0;
+  for (auto& [p, v] : fa) {
+    if (!v->is_tensor()) continue;
+    auto it = mb.find(p.joined());
+    if (it == mb.end() || !(*it->second == v->tensor())) return false;
+    ++n;
+  }
+  return n == mb.size();
+}
+
+template <class F>
+void try_load(const std::filesystem::path& p, const StateDict& original, Tally& t) {
+  ++t.cases;
+  try {
+    const StateDict got = load_as<F>(p);
+    if (tensors_equal(got, original)) ++t.identical;
+    else ++t.silently_different;
+  } catch (const ckpt::error&) {
+    ++t.errors;
+  }
+}
+
+template <class F>
+void run_format(const ckpt_test::TempDir& dir) {
+  if constexpr (archive_traits<F>::caps.directory) {
+    return;  // directory formats are covered by their own tests
+  } else {
+    const std::string name(archive_traits<F>::name);
+    const auto p = dir / ("c" + std::string(archive_traits<F>::extensions[0]));
+    const StateDict original = small_state();
+    save_as<F>(p, original);
+    const StateDict clean = load_as<F>(p);
+    REQUIRE(tensors_equal(clean, original));
+    const auto bytes = ckpt_test::read_bytes(p);
+    const auto q = dir / ("x" + std::string(archive_traits<F>::extensions[0]));
+
+    Tally flips, cuts;
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      auto b = bytes;
+      b[i] = static_cast<char>(b[i] ^ 0xff);
+      ckpt_test::write_bytes(q, b);
+      try_load<F>(q, original, flips);
+    }
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+      ckpt_test::write_bytes(q, std::vector<char>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n)));
+      try_load<F>(q, original, cuts);
+    }
+    INFO(name << ": " << bytes.size() << " bytes; flips: " << flips.errors << " errors, " << flips.identical << " identical, "
+              << flips.silently_different << " different; truncations: " << cuts.errors << " errors, " << cuts.identical << " identical");
+    WARN(name << ": " << flips.cases << " flips (" << flips.errors << " errors, " << flips.identical << " identical, "
+              << flips.silently_different << " silently different), " << cuts.cases << " truncations (" << cuts.errors << " errors)");
+    CHECK(cuts.silently_different == 0);
+    if constexpr (archive_traits<F>::caps.checksums) CHECK(flips.silently_different == 0);
+    CHECK(flips.errors > 0);
+  }
+}
+}  // namespace
+
+TEST_CASE("every byte flipped and every truncation: an error or the original values, never a crash", "[reliability][corruption]") {
+  ckpt_test::TempDir dir;
+  detail::for_each_format([&]<class F>(F) {
+    INFO(archive_traits<F>::name);
+    run_format<F>(dir);
+  });
+}

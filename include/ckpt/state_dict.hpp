@@ -175,31 +175,22 @@ class StateDict {
   enum class Kind : std::uint8_t { dict, tensor, value };
   struct Item;
 
-  StateDict() = default;
-  StateDict(Tensor t) : payload_(std::move(t)) {}  // NOLINT: implicit like json
-  StateDict(Value v) : payload_(std::move(v)) {}   // NOLINT
+  // Constructors and special members are defined after Item is complete (below the class):
+  // std::vector<Item> needs the complete type wherever it may be destroyed.
+  StateDict();
+  StateDict(Tensor t);  // NOLINT: implicit, like json's constructors
+  StateDict(Value v);   // NOLINT
   template <class T>
     requires(std::is_arithmetic_v<std::remove_cvref_t<T>> ||
              std::is_convertible_v<T, std::string_view> || std::is_null_pointer_v<std::remove_cvref_t<T>>)
-  StateDict(T&& v) : payload_(Value(std::forward<T>(v))) {}  // NOLINT
+  StateDict(T&& v);  // NOLINT
   /// An empty dict node of the given container kind.
-  static StateDict dict(Container c = Container::dict) {
-    StateDict s;
-    s.container_ = c;
-    return s;
-  }
-
-  StateDict(const StateDict& o) : payload_(o.payload_), container_(o.container_), items_(o.items_) {}
-  StateDict(StateDict&&) noexcept = default;
-  StateDict& operator=(const StateDict& o) {
-    if (this != &o) {
-      StateDict tmp(o);
-      *this = std::move(tmp);
-    }
-    return *this;
-  }
-  StateDict& operator=(StateDict&&) noexcept = default;
-  ~StateDict() = default;
+  static StateDict dict(Container c = Container::dict);
+  StateDict(const StateDict& o);
+  StateDict(StateDict&&) noexcept;
+  StateDict& operator=(const StateDict& o);
+  StateDict& operator=(StateDict&&) noexcept;
+  ~StateDict();
 
   Kind kind() const noexcept { return static_cast<Kind>(payload_.index()); }
   bool is_dict() const noexcept { return kind() == Kind::dict; }
@@ -221,8 +212,8 @@ class StateDict {
 
   // ---- dict access ----
   /// Children of a dict node, in insertion order.
-  const std::vector<Item>& items() const { expect(Kind::dict); return items_; }
-  std::size_t size() const { return is_dict() ? items_.size() : 0; }
+  const std::vector<Item>& items() const;
+  std::size_t size() const;
   bool empty() const { return size() == 0; }
   std::vector<std::string> keys() const;
 
@@ -278,6 +269,36 @@ struct StateDict::Item {
 };
 
 // ---- out-of-line members (Item is complete here) -----------------------------------------
+
+inline StateDict::StateDict() = default;
+inline StateDict::StateDict(Tensor t) : payload_(std::move(t)) {}
+inline StateDict::StateDict(Value v) : payload_(std::move(v)) {}
+template <class T>
+  requires(std::is_arithmetic_v<std::remove_cvref_t<T>> ||
+           std::is_convertible_v<T, std::string_view> || std::is_null_pointer_v<std::remove_cvref_t<T>>)
+inline StateDict::StateDict(T&& v) : payload_(Value(std::forward<T>(v))) {}
+inline StateDict StateDict::dict(Container c) {
+  StateDict s;
+  s.container_ = c;
+  return s;
+}
+inline StateDict::StateDict(const StateDict& o) : payload_(o.payload_), container_(o.container_), items_(o.items_) {}
+inline StateDict::StateDict(StateDict&&) noexcept = default;
+inline StateDict& StateDict::operator=(const StateDict& o) {
+  if (this != &o) {
+    StateDict tmp(o);
+    *this = std::move(tmp);
+  }
+  return *this;
+}
+inline StateDict& StateDict::operator=(StateDict&&) noexcept = default;
+inline StateDict::~StateDict() = default;
+
+inline const std::vector<StateDict::Item>& StateDict::items() const {
+  expect(Kind::dict);
+  return items_;
+}
+inline std::size_t StateDict::size() const { return is_dict() ? items_.size() : 0; }
 
 inline std::vector<std::string> StateDict::keys() const {
   std::vector<std::string> k;

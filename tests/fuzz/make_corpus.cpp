@@ -1,0 +1,48 @@
+// Writes the fuzzers' seed corpora with our own writers: a few small checkpoints per format
+// (every dtype, 0-d and empty tensors, nested trees, both native codecs). Run once by hand:
+//   make_corpus tests/fuzz/corpus
+// and commit the output; ctest's fuzz runs start from it.
+#include <ckpt/ckpt.hpp>
+#include <filesystem>
+#include <iostream>
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: make_corpus DIR\n";
+    return 2;
+  }
+  const std::filesystem::path out = argv[1];
+  std::vector<ckpt::StateDict> seeds(3);
+  seeds[0]["w"] = ckpt::Tensor::from<float>({1, 2, 3, 4}, {2, 2});
+  seeds[0]["b"] = ckpt::Tensor::from<float>({0.5f});
+  for (ckpt::DType t : ckpt::all_dtypes) {
+    seeds[1]["scalar"].set(std::string(ckpt::name(t)), ckpt::Tensor(t, {}));
+    seeds[1]["vec"].set(std::string(ckpt::name(t)), ckpt::Tensor(t, {3}));
+  }
+  seeds[1]["empty"] = ckpt::Tensor(ckpt::DType::i64, {0, 4});
+  seeds[2]["model"].set("0.weight", ckpt::Tensor::from<double>({1, -1, 2, -2, 3, -3}, {3, 2}));
+  seeds[2]["optimizer"]["state"] = ckpt::StateDict::dict(ckpt::Container::int_dict);
+  seeds[2]["optimizer"]["state"]["0"]["step"] = ckpt::Tensor::scalar(3.0f);
+  seeds[2]["optimizer"]["param_groups"] = ckpt::Value::parse(R"([{"lr": 0.01, "betas": [0.9, 0.999], "params": [0]}])");
+  seeds[2]["epoch"] = 4;
+  ckpt::detail::for_each_format([&]<class F>(F) {
+    const std::string name(ckpt::archive_traits<F>::name);
+    const auto dir = out / name;
+    std::filesystem::create_directories(dir);
+    for (std::size_t i = 0; i < seeds.size(); ++i) {
+      for (const char* codec : {"raw", "zlib"}) {
+        if (std::string(codec) == "zlib" && name != "native") continue;
+        ckpt::SaveOptions o;
+        o.codec = codec;
+        o.fsync = false;
+        const auto p = dir / ("seed" + std::to_string(i) + "-" + codec + std::string(ckpt::archive_traits<F>::extensions[0]));
+        try {
+          ckpt::save_as<F>(p, seeds[i], o);
+        } catch (const ckpt::unsupported_error& e) {  // e.g. a dtype the format cannot hold
+          std::cerr << name << ": seed " << i << " skipped: " << e.what() << "\n";
+        }
+      }
+    }
+    std::cout << "wrote " << dir.string() << "\n";
+  });
+}

@@ -53,7 +53,7 @@ class error : public std::runtime_error {
 /// An operating-system call failed; carries errno (0 when not from errno).
 class io_error : public error {
  public:
-  io_error(const std::string& what, std::string path, int err = 0)
+  io_error(const std::string& what, const std::string& path, int err = 0)
       : error(raw_message{}, compose(what, path, {}, {}, {}) + (err ? ": " + errno_text(err) : ""),
               path),
         errno_(err) {}

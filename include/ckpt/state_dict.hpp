@@ -140,9 +140,12 @@ struct LoadReport {
   /// Append `other` with every path prefixed by `prefix`.
   void merge(const LoadReport& other, const KeyPath& prefix = {}) {
     auto add = [&](std::vector<std::string>& dst, const std::vector<std::string>& src) {
+      const auto pre = prefix.str();
       for (const auto& s : src) {
-        const auto pre = prefix.str();
-        dst.push_back(pre.empty() ? s : s.empty() ? pre : pre + "." + s);
+        std::string k = pre;
+        if (!pre.empty() && !s.empty()) k += '.';
+        k += s;
+        dst.push_back(std::move(k));
       }
     };
     add(missing, other.missing);
@@ -183,7 +186,7 @@ class StateDict {
   template <class T>
     requires(std::is_arithmetic_v<std::remove_cvref_t<T>> ||
              std::is_convertible_v<T, std::string_view> || std::is_null_pointer_v<std::remove_cvref_t<T>>)
-  StateDict(T&& v);  // NOLINT
+  StateDict(T&& v);  // NOLINT(bugprone-forwarding-reference-overload): constrained to scalars/strings
   /// An empty dict node of the given container kind.
   static StateDict dict(Container c = Container::dict);
   StateDict(const StateDict& o);
@@ -276,7 +279,7 @@ inline StateDict::StateDict(Value v) : payload_(std::move(v)) {}
 template <class T>
   requires(std::is_arithmetic_v<std::remove_cvref_t<T>> ||
            std::is_convertible_v<T, std::string_view> || std::is_null_pointer_v<std::remove_cvref_t<T>>)
-inline StateDict::StateDict(T&& v) : payload_(Value(std::forward<T>(v))) {}
+inline StateDict::StateDict(T&& v) : payload_(Value(std::forward<T>(v))) {}  // NOLINT(bugprone-forwarding-reference-overload)
 inline StateDict StateDict::dict(Container c) {
   StateDict s;
   s.container_ = c;

@@ -90,21 +90,25 @@ void raw_write(const fs::path& p, const ckpt::StateDict& sd, bool sync) {
 }
 
 std::uint64_t raw_read(const fs::path& p, const ckpt::StateDict& sd) {
+  // Every buffer stays alive until all are read, as a load's tensors do: freeing each one at
+  // once would let the allocator hand the same (already faulted-in) pages back every time.
   int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
   check_rc(fd >= 0, "open");
   std::uint64_t sum = 0;
+  std::vector<std::pair<std::byte*, std::size_t>> bufs;
   for (const auto& [k, leaf] : sd.flatten()) {
     const std::size_t n = leaf->tensor().nbytes();
     auto* buf = static_cast<std::byte*>(::operator new(n, std::align_val_t{64}));
+    bufs.emplace_back(buf, n);
     for (std::size_t off = 0; off < n;) {
       const ssize_t r = ::read(fd, buf + off, std::min<std::size_t>(64u << 20, n - off));
       check_rc(r > 0, "read");
       off += static_cast<std::size_t>(r);
     }
     sum += static_cast<std::uint64_t>(buf[n / 2]);
-    ::operator delete(buf, std::align_val_t{64});
   }
   ::close(fd);
+  for (auto& [b, n] : bufs) ::operator delete(b, std::align_val_t{64});
   return sum;
 }
 

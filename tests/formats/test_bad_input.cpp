@@ -63,7 +63,7 @@ TEST_CASE("native: wrong magic is a format_error; unknown files list the known f
     load(p);
     FAIL();
   } catch (const format_error& e) {
-    CHECK(std::string(e.what()).find("unknown file format (known: native .ckpt, json .json)") != std::string::npos);
+    CHECK(std::string(e.what()).find("unknown file format (known: native .ckpt, json .json") != std::string::npos);
     CHECK(e.path() == p.string());
   }
 }

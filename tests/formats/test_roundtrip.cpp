@@ -57,7 +57,7 @@ void check_round_trip(const std::filesystem::path& p) {
 }
 }  // namespace
 
-TEMPLATE_TEST_CASE("round trip: every dtype, shapes 0-d/empty/1-D/4-D, nested tree", "[formats][roundtrip]", native_format, json_format, memory_format) {
+TEMPLATE_TEST_CASE("round trip: every dtype, shapes 0-d/empty/1-D/4-D, nested tree", "[formats][roundtrip]", native_format, json_format, memory_format, npz_format, safetensors_format) {
   ckpt_test::TempDir dir;
   check_round_trip<TestType>(dir / ("zoo" + std::string(archive_traits<TestType>::extensions.empty() ? ".mem" : archive_traits<TestType>::extensions[0])));
 }

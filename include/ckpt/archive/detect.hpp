@@ -13,11 +13,15 @@
 #include "../io/file.hpp"   // File
 #include "json.hpp"         // json_format
 #include "native.hpp"       // native_format
+#include "npy.hpp"          // npy_format, npz_format
+#include "safetensors.hpp"  // safetensors_format, safetensors_sharded_format
+#include "torch.hpp"        // torch_format (.pt)
 
 namespace ckpt {
 
 /// The file formats ckpt::save / ckpt::load dispatch over, in sniffing order.
-using builtin_formats = std::tuple<native_format, json_format>;
+using builtin_formats = std::tuple<native_format, json_format, npy_format, npz_format, safetensors_format,
+                                   safetensors_sharded_format, torch_format>;
 
 namespace detail {
 template <class F>

@@ -1,0 +1,351 @@
+// ckpt/manager_index.hpp — the pieces of CheckpointManager that involve no threads:
+// `Backend` (a type-erased format, built-in by name or any user tag via Backend::of<Tag>()),
+// `CheckpointInfo`, the retention policy (which checkpoints survive a save) as a pure
+// function, the manager's index — a small JSON file replaced atomically, listing each
+// committed checkpoint with its step, file, time and metrics — its reconciliation with the
+// directory on open, and the flock that keeps a second manager out.
+#pragma once
+
+#include <fcntl.h>     // open flags of the lock file
+#include <sys/file.h>  // flock
+#include <unistd.h>    // ftruncate, pwrite, pread, getpid, close
+
+#include <algorithm>    // sorting, searching entries
+#include <cerrno>       // errno of open/flock
+#include <charconv>     // step numbers in file names
+#include <chrono>       // checkpoint times
+#include <cmath>        // std::isfinite for metrics
+#include <cstdint>      // steps
+#include <filesystem>   // paths
+#include <functional>   // type-erased backend
+#include <map>          // metrics
+#include <optional>     // options
+#include <span>         // index bytes
+#include <string>       // names
+#include <string_view>  // backend names
+#include <vector>       // entries
+
+#include "archive/detect.hpp"     // visit_format, builtin formats
+#include "checkpoint.hpp"         // warn
+#include "concepts.hpp"           // ArchiveFormat
+#include "detail/skeleton.hpp"    // parse_json_limited
+#include "io/file.hpp"            // AtomicFile, read_file
+#include "save_load.hpp"          // save_as / load_as
+
+namespace ckpt {
+
+/// A checkpoint format as the manager uses it: how to write a StateDict to a path, how to
+/// read it back, the extension of its files, and whether a checkpoint is a directory.
+/// Implicitly constructible from a built-in format's name ("native", "json", ...);
+/// Backend::of<Tag>() wraps any backend, including user-defined ones.
+struct Backend {
+  std::string name;
+  std::string extension;   ///< "" when the format declares none
+  bool directory = false;  ///< caps.directory: each checkpoint is a directory
+  std::function<void(const std::filesystem::path&, const StateDict&, const SaveOptions&)> save;
+  std::function<StateDict(const std::filesystem::path&, const LoadOptions&)> load;
+
+  /// The native format.
+  Backend() : Backend(of<native_format>()) {}
+  /// A built-in format by name; unsupported_error listing the known ones otherwise.
+  Backend(std::string_view builtin_name) {  // NOLINT: implicit, so `.format = "json"` works
+    visit_format(builtin_name, [&]<class F>(F) { *this = of<F>(); });
+  }
+  Backend(const char* builtin_name) : Backend(std::string_view(builtin_name)) {}  // NOLINT
+  Backend(const std::string& builtin_name) : Backend(std::string_view(builtin_name)) {}  // NOLINT
+
+  /// Any format tag with archive_traits (built-in or user-defined).
+  template <ArchiveFormat F>
+  static Backend of() {
+    Backend b(raw_tag{});
+    b.name = std::string(archive_traits<F>::name);
+    if constexpr (archive_traits<F>::extensions.size() > 0) b.extension = std::string(archive_traits<F>::extensions[0]);
+    b.directory = archive_traits<F>::caps.directory;
+    b.save = [](const std::filesystem::path& p, const StateDict& sd, const SaveOptions& o) { save_as<F>(p, sd, o); };
+    b.load = [](const std::filesystem::path& p, const LoadOptions& o) { return load_as<F>(p, o); };
+    return b;
+  }
+
+ private:
+  struct raw_tag {};
+  explicit Backend(raw_tag) {}
+};
+
+/// Which way a best-k metric is better.
+enum class BestMode { min, max };
+
+/// One committed checkpoint as the manager's index records it.
+struct CheckpointInfo {
+  std::int64_t step = 0;
+  std::filesystem::path path;
+  std::chrono::system_clock::time_point time;  ///< when it was committed
+  std::map<std::string, double> metrics;      ///< as passed to save() (NaN stays NaN)
+  std::string format;                         ///< backend name it was written with
+  bool preserved = false;  ///< kept for good by keep_every_n_hours
+  bool corrupt = false;    ///< failed verification on restore; skipped, never kept
+};
+
+/// The retention knobs (a subset of ManagerOptions, so the policy is testable alone).
+struct RetentionPolicy {
+  std::optional<std::size_t> max_to_keep = 5;     ///< newest N; nullopt keeps all
+  std::optional<std::int64_t> keep_every_n_steps{};  ///< steps that are multiples of N
+  std::optional<double> keep_every_n_hours{};        ///< one per N hours, TF-style, kept for good
+  std::size_t best_k = 0;                          ///< best K by best_metric
+  std::string best_metric{};
+  BestMode best_mode = BestMode::min;
+};
+
+/// Decide which entries survive. `entries` are sorted by step; `just_saved` (the step of the
+/// checkpoint this save committed) is always kept, as is the newest healthy one. An entry
+/// survives if any rule keeps it: newest max_to_keep healthy ones; steps divisible by
+/// keep_every_n_steps; the best_k healthy ones by best_metric (ties favour the newer step;
+/// entries without a finite value of the metric do not compete); already preserved ones; and,
+/// going oldest first through the rest, one whenever keep_every_n_hours have passed since the
+/// last preserved time (marked preserved, `last_preserved` advanced — TF's rule). Corrupt
+/// entries are kept by no rule. Returns the indices to delete, ascending.
+inline std::vector<std::size_t> apply_retention(std::vector<CheckpointInfo>& entries, const RetentionPolicy& p,
+                                                std::chrono::system_clock::time_point& last_preserved,
+                                                std::optional<std::int64_t> just_saved) {
+  std::vector<bool> keep(entries.size(), false);
+  std::vector<std::size_t> healthy;
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    if (!entries[i].corrupt) healthy.push_back(i);
+  if (!healthy.empty()) keep[healthy.back()] = true;  // the newest is never deleted
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    if (just_saved && e.step == *just_saved && !e.corrupt) keep[i] = true;
+    if (e.corrupt) continue;
+    if (e.preserved) keep[i] = true;
+    if (p.keep_every_n_steps && *p.keep_every_n_steps > 0 && e.step % *p.keep_every_n_steps == 0) keep[i] = true;
+  }
+  const std::size_t window = p.max_to_keep ? std::min(*p.max_to_keep, healthy.size()) : healthy.size();
+  for (std::size_t k = healthy.size() - window; k < healthy.size(); ++k) keep[healthy[k]] = true;
+  if (p.best_k > 0) {
+    std::vector<std::size_t> ranked;
+    for (auto i : healthy) {
+      auto m = entries[i].metrics.find(p.best_metric);
+      if (m != entries[i].metrics.end() && std::isfinite(m->second)) ranked.push_back(i);
+    }
+    std::stable_sort(ranked.begin(), ranked.end(), [&](std::size_t a, std::size_t b) {
+      const double va = entries[a].metrics.at(p.best_metric), vb = entries[b].metrics.at(p.best_metric);
+      if (va != vb) return p.best_mode == BestMode::min ? va < vb : va > vb;
+      return entries[a].step > entries[b].step;
+    });
+    for (std::size_t k = 0; k < ranked.size() && k < p.best_k; ++k) keep[ranked[k]] = true;
+  }
+  if (p.keep_every_n_hours) {
+    const auto period = std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double, std::ratio<3600>>(*p.keep_every_n_hours));
+    for (auto i : healthy) {
+      if (keep[i]) continue;
+      if (entries[i].time - last_preserved >= period) {
+        entries[i].preserved = true;
+        keep[i] = true;
+        last_preserved = entries[i].time;
+      }
+    }
+  }
+  std::vector<std::size_t> doomed;
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    if (!keep[i]) doomed.push_back(i);
+  return doomed;
+}
+
+namespace detail {
+inline double to_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+inline std::chrono::system_clock::time_point from_seconds(double s) {
+  return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(s)));
+}
+}  // namespace detail
+
+/// The manager's index file: {"format": "ckpt-manager-index", "version": 1,
+/// "last_preserved_time": <unix seconds>, "checkpoints": [{"step", "file", "time", "metrics",
+/// "format", "preserved", "corrupt"}, ...]}. Files are named relative to the directory.
+struct ManagerIndex {
+  static constexpr std::string_view file_name = "checkpoints.json";
+  static constexpr std::uint64_t max_bytes = std::uint64_t{64} << 20;
+
+  std::vector<CheckpointInfo> entries;  ///< sorted by step
+  std::chrono::system_clock::time_point last_preserved;
+
+  /// Parse the index in `dir`; format_error (with the file) when it is malformed.
+  static ManagerIndex read(const std::filesystem::path& dir) {
+    const auto path = dir / file_name;
+    const std::string file = path.string();
+    io::File f = io::File::open_read(path);
+    if (f.size() > max_bytes) throw format_error("manager index larger than " + std::to_string(max_bytes) + " bytes", file, 0);
+    std::string text(static_cast<std::size_t>(f.size()), '\0');
+    f.pread_all(std::as_writable_bytes(std::span(text)), 0);
+    const Value doc = detail::parse_json_limited(text, file);
+    ManagerIndex ix;
+    try {
+      if (!doc.is_object() || doc.value("format", "") != "ckpt-manager-index") throw format_error("not a ckpt manager index", file, 0);
+      if (doc.at("version").get<int>() != 1) throw unsupported_error("unsupported manager index version " + doc.at("version").dump(), file);
+      ix.last_preserved = detail::from_seconds(doc.at("last_preserved_time").get<double>());
+      for (const auto& j : doc.at("checkpoints")) {
+        CheckpointInfo e;
+        e.step = j.at("step").get<std::int64_t>();
+        const auto name = j.at("file").get<std::string>();
+        if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+          throw format_error("invalid checkpoint file name", file, format_error::no_offset, "", "a name inside the directory", "'" + name + "'");
+        e.path = dir / name;
+        e.time = detail::from_seconds(j.at("time").get<double>());
+        for (const auto& [k, v] : j.at("metrics").items()) e.metrics[k] = v.is_number() ? v.get<double>() : std::nan("");
+        e.format = j.at("format").get<std::string>();
+        e.preserved = j.value("preserved", false);
+        e.corrupt = j.value("corrupt", false);
+        ix.entries.push_back(std::move(e));
+      }
+    } catch (const nlohmann::json::exception& x) {
+      throw format_error(std::string("malformed manager index: ") + x.what(), file, 0);
+    }
+    std::sort(ix.entries.begin(), ix.entries.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+    for (std::size_t i = 1; i < ix.entries.size(); ++i)
+      if (ix.entries[i].step == ix.entries[i - 1].step) throw format_error("duplicate step " + std::to_string(ix.entries[i].step) + " in manager index", file, 0);
+    return ix;
+  }
+
+  /// Replace the index in `dir` atomically (tmp + fsync + rename + directory fsync).
+  void write(const std::filesystem::path& dir, bool durable = true) const {
+    Value list = Value::array();
+    for (const auto& e : entries) {
+      Value m = Value::object();
+      for (const auto& [k, v] : e.metrics) m[k] = std::isfinite(v) ? Value(v) : Value(nullptr);
+      list.push_back(Value{{"step", e.step}, {"file", e.path.filename().string()}, {"time", detail::to_seconds(e.time)},
+                           {"metrics", std::move(m)}, {"format", e.format}, {"preserved", e.preserved}, {"corrupt", e.corrupt}});
+    }
+    const Value doc{{"format", "ckpt-manager-index"}, {"version", 1}, {"last_preserved_time", detail::to_seconds(last_preserved)},
+                    {"checkpoints", std::move(list)}};
+    io::AtomicFile f(dir / file_name, durable);
+    f.writer().write_string(doc.dump(1));
+    f.writer().write_string("\n");
+    f.commit();
+  }
+};
+
+namespace detail {
+/// The step of a checkpoint named `<prefix>-<step><ext>` (canonical decimal), else nullopt.
+inline std::optional<std::int64_t> checkpoint_step(const std::string& name, const std::string& prefix, const std::string& ext) {
+  const std::string head = prefix + "-";
+  if (name.size() <= head.size() + ext.size() || name.compare(0, head.size(), head) != 0) return std::nullopt;
+  if (!ext.empty() && name.compare(name.size() - ext.size(), ext.size(), ext) != 0) return std::nullopt;
+  const char* b = name.data() + head.size();
+  const char* e = name.data() + name.size() - ext.size();
+  std::int64_t step = 0;
+  auto [p, ec] = std::from_chars(b, e, step);
+  if (ec != std::errc{} || p != e || step < 0 || std::to_string(step) != std::string(b, e)) return std::nullopt;
+  return step;
+}
+
+/// Remove what an interrupted save left in `dir`: `<prefix>-*.tmp-*` files and directories
+/// (checkpoints being written, directories moved aside) and the index's temporaries.
+inline void remove_temporaries(const std::filesystem::path& dir, const std::string& prefix) {
+  std::size_t n = 0;
+  for (const auto& d : std::filesystem::directory_iterator(dir)) {
+    const auto name = d.path().filename().string();
+    const auto t = name.find(io::temp_marker);
+    if (t == std::string::npos) continue;
+    const std::string base = name.substr(0, t);
+    if (base == ManagerIndex::file_name || base.rfind(prefix + "-", 0) == 0) {
+      std::error_code ec;
+      std::filesystem::remove_all(d.path(), ec);
+      if (ec) throw io_error("cannot remove the temporary of an interrupted save", d.path().string(), ec.value());
+      ++n;
+    }
+  }
+  if (n) warn("removed " + std::to_string(n) + " temporary file(s) left by an interrupted save in '" + dir.string() + "'");
+}
+
+/// Read the index of `dir` (a fresh one, started at `now`, when there is none or it is
+/// unreadable) and reconcile it with the disk: entries whose file is gone are dropped and
+/// complete checkpoints of `backend` the index lacks are adopted (time: their mtime; no
+/// metrics). Nothing is deleted. The index is rewritten when anything changed.
+inline ManagerIndex open_index(const std::filesystem::path& dir, const std::string& prefix, const Backend& backend,
+                               std::chrono::system_clock::time_point now, bool durable) {
+  ManagerIndex ix;
+  bool changed = false;
+  std::error_code ec;
+  if (std::filesystem::exists(dir / ManagerIndex::file_name, ec)) {
+    try {
+      ix = ManagerIndex::read(dir);
+    } catch (const error& e) {
+      warn(std::string("manager index unreadable, rebuilding it from the directory: ") + e.what());
+      ix = ManagerIndex{};
+      ix.last_preserved = now;
+      changed = true;
+    }
+  } else {
+    ix.last_preserved = now;
+    changed = true;
+  }
+  std::vector<CheckpointInfo> kept;
+  for (auto& e : ix.entries) {
+    if (std::filesystem::exists(e.path, ec)) {
+      kept.push_back(std::move(e));
+    } else {
+      warn("checkpoint '" + e.path.string() + "' is in the index but not on disk; dropping it from the index");
+      changed = true;
+    }
+  }
+  ix.entries = std::move(kept);
+  for (const auto& d : std::filesystem::directory_iterator(dir)) {
+    const auto step = checkpoint_step(d.path().filename().string(), prefix, backend.extension);
+    if (!step || (backend.directory ? !d.is_directory() : !d.is_regular_file())) continue;
+    if (std::any_of(ix.entries.begin(), ix.entries.end(), [&](const auto& e) { return e.step == *step; })) continue;
+    CheckpointInfo e;
+    e.step = *step;
+    e.path = d.path();
+    e.format = backend.name;
+    const auto ft = std::filesystem::last_write_time(d.path(), ec);
+    e.time = ec ? now : std::chrono::time_point_cast<std::chrono::system_clock::duration>(std::chrono::file_clock::to_sys(ft));
+    warn("adopting checkpoint '" + d.path().string() + "', which is on disk but not in the index (its metrics are unknown)");
+    ix.entries.push_back(std::move(e));
+    changed = true;
+  }
+  std::sort(ix.entries.begin(), ix.entries.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+  if (changed) ix.write(dir, durable);
+  return ix;
+}
+
+/// An exclusive flock on a file, held for the object's lifetime; io_error (EWOULDBLOCK) naming
+/// the holder's pid when another open file holds it.
+class DirLock {
+ public:
+  static constexpr std::string_view file_name = "checkpoints.lock";
+  explicit DirLock(const std::filesystem::path& p) : path_(p.string()) {
+    do fd_ = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    while (fd_ < 0 && errno == EINTR);
+    if (fd_ < 0) throw io_error("cannot open lock file", path_, errno);
+    int rc;
+    do rc = ::flock(fd_, LOCK_EX | LOCK_NB);
+    while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+      const int e = errno;
+      char buf[32] = {};
+      const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      ::close(fd_);
+      std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      if (e == EWOULDBLOCK)
+        throw io_error("checkpoint directory is locked by another CheckpointManager" + (holder.empty() ? std::string() : " (process " + holder + ")"), path_, e);
+      throw io_error("cannot lock", path_, e);
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+    }  // the pid is a courtesy for the message above; failing to write it is harmless
+  }
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+  ~DirLock() {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+}  // namespace detail
+
+}  // namespace ckpt

@@ -2,10 +2,13 @@
 // saving its whole training state at every epoch boundary and resuming exactly.
 //
 //   train_linear --ckpt-dir DIR [--epochs N] [--stop-after K] [--seed S] [--format F]
-//                [--export PATH]
+//                [--layout ckpt|torch] [--export PATH]
 //
-// If DIR holds a checkpoint, the run resumes from the newest one that loads. --stop-after K
-// exits right after saving epoch K, as an interruption would. The last line is a digest of
+// Checkpoints go through a CheckpointManager (DIR/epoch-<E><ext>, the newest 3 kept plus the
+// best by loss). If DIR holds one, the run resumes from the newest that verifies and loads.
+// --layout torch names the top-level entries as PyTorch's checkpoint recipe does
+// (model_state_dict, optimizer_state_dict, epoch, loss). --stop-after K exits right after
+// saving epoch K, as an interruption would. The last line is a digest of
 // the model, optimizer and RNG state, so an interrupted-and-resumed run can be compared with
 // an uninterrupted one. --export writes an inference bundle (weights + model config) that
 // predict_linear loads without any training code.
@@ -29,12 +32,13 @@ struct Args {
   std::optional<int> stop_after;
   std::uint64_t seed = 42;
   std::string format = "native";
+  bool torch_layout = false;
   std::optional<fs::path> export_path;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "train_linear: " << why << "\n"
-            << "usage: train_linear --ckpt-dir DIR [--epochs N] [--stop-after K] [--seed S] [--format F] [--export PATH]\n";
+            << "usage: train_linear --ckpt-dir DIR [--epochs N] [--stop-after K] [--seed S] [--format F] [--layout ckpt|torch] [--export PATH]\n";
   std::exit(2);
 }
 
@@ -53,6 +57,11 @@ Args parse(int argc, char** argv) {
       else if (k == "--seed") a.seed = std::stoull(next());
       else if (k == "--format") a.format = next();
       else if (k == "--export") a.export_path = next();
+      else if (k == "--layout") {
+        const std::string l = next();
+        if (l != "ckpt" && l != "torch") usage("--layout is ckpt or torch");
+        a.torch_layout = l == "torch";
+      }
       else usage("unknown argument " + k);
     } catch (const std::logic_error&) {
       usage("bad number for " + k);
@@ -62,56 +71,41 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-/// Checkpoints are DIR/epoch-NNNN<ext>; the newest is the highest epoch number.
-std::vector<std::pair<int, fs::path>> checkpoints(const fs::path& dir) {
-  std::vector<std::pair<int, fs::path>> v;
-  if (!fs::exists(dir)) return v;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind("epoch-", 0) != 0 || n.find(ckpt::io::temp_marker) != std::string::npos) continue;
-    try {
-      v.emplace_back(std::stoi(n.substr(6, 4)), e.path());
-    } catch (const std::logic_error&) {
-    }
-  }
-  std::sort(v.begin(), v.end());
-  return v;
-}
 }  // namespace
 
 int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
   try {
-    const std::string ext(ckpt::visit_format(args.format, []<class F>(F) { return std::string(ckpt::archive_traits<F>::extensions[0]); }));
-    fs::create_directories(args.dir);
     const Dataset data = Dataset::synthetic(args.seed);
-    auto trainer_ptr = std::make_unique<Trainer>(data, args.seed);
+    Trainer trainer(data, args.seed);
 
-    // Resume from the newest checkpoint that loads; say so when one is skipped. Each attempt
-    // loads into a fresh trainer so a failed load leaves no half-restored state behind.
-    auto found = checkpoints(args.dir);
-    for (auto it = found.rbegin(); it != found.rend(); ++it) {
-      auto attempt = std::make_unique<Trainer>(data, args.seed);
-      try {
-        ckpt::load_into(it->second, *attempt);
-      } catch (const ckpt::error& e) {
-        std::cerr << "warning: skipping " << it->second.string() << ": " << e.what() << "\n";
-        continue;
-      }
-      trainer_ptr = std::move(attempt);
-      std::cout << "resumed from " << it->second.string() << " at epoch " << trainer_ptr->epoch << "\n";
-      break;
+    // The training state, by name: the manager saves and restores these together.
+    ckpt::Checkpoint ck;
+    ck.track(args.torch_layout ? "model_state_dict" : "model", trainer.model)
+        .track(args.torch_layout ? "optimizer_state_dict" : "optimizer", trainer.optimizer)
+        .track("epoch", trainer.epoch)
+        .track("loss", trainer.loss)
+        .track("rng", trainer.rng)
+        .track("order", trainer.order)
+        .track("next_batch", trainer.next_batch);
+    ckpt::ManagerOptions mo;
+    mo.format = args.format;
+    mo.prefix = "epoch";
+    mo.max_to_keep = 3;
+    mo.best_k = 1;
+    mo.best_metric = "loss";
+    ckpt::CheckpointManager manager(args.dir, ck, mo);
+
+    // Resume from the newest checkpoint that verifies and loads (the manager says which it
+    // skipped and why); nothing there: start from scratch.
+    if (const auto step = manager.restore_or_initialize()) {
+      std::cout << "resumed from " << manager.last_restore()->path() << " at epoch " << trainer.epoch << "\n";
+      if (trainer.epoch != *step) throw ckpt::mismatch_error("checkpoint step and epoch differ", "epoch", std::to_string(*step), std::to_string(trainer.epoch));
     }
-    Trainer& trainer = *trainer_ptr;
 
-    ckpt::SaveOptions so;
-    so.format = args.format;
     while (trainer.epoch < args.epochs) {
       const double loss = trainer.train_epoch(data);
-      char name[32];
-      std::snprintf(name, sizeof name, "epoch-%04d", static_cast<int>(trainer.epoch));
-      const fs::path path = args.dir / (name + ext);
-      ckpt::save(path, trainer, so);
+      const fs::path path = manager.save(trainer.epoch, {{"loss", loss}});
       std::printf("epoch %d loss %.9g saved %s\n", static_cast<int>(trainer.epoch), loss, path.c_str());
       if (args.stop_after && trainer.epoch == *args.stop_after) {
         std::printf("stopping after epoch %d\n", *args.stop_after);

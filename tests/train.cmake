@@ -4,7 +4,7 @@ if(TARGET train_linear)
   target_include_directories(train.linear_adam PRIVATE ${PROJECT_SOURCE_DIR}/examples)
 
   # Bit-exact resume for every file backend ckpt::save knows.
-  set(CKPT_RESUME_FORMATS native json)
+  set(CKPT_RESUME_FORMATS native json safetensors npz pt)
   foreach(fmt IN LISTS CKPT_RESUME_FORMATS)
     add_test(NAME train.resume_exact.${fmt}
              COMMAND ${CMAKE_COMMAND} -DTRAIN=$<TARGET_FILE:train_linear> -DWORK=${CMAKE_CURRENT_BINARY_DIR}/resume-${fmt}

@@ -236,13 +236,13 @@ inline Header parse_header(const std::function<void(std::span<std::byte>, std::u
 
   Value d = LiteralParser(text, path, key).parse();
   if (!d.is_object() || d.size() != 3 || !d.contains("descr") || !d.contains("fortran_order") || !d.contains("shape"))
-    throw bad("invalid .npy header: the dict must have exactly the keys 'descr', 'fortran_order', 'shape'", prefix, "descr, fortran_order, shape", d.dump());
+    throw bad("invalid .npy header: the dict must have exactly the keys 'descr', 'fortran_order', 'shape'", prefix, "descr, fortran_order, shape", d.dump(-1, ' ', false, Value::error_handler_t::replace));
   if (!d["fortran_order"].is_boolean()) throw bad("invalid .npy header: fortran_order is not a bool", prefix);
   h.fortran_order = d["fortran_order"].get<bool>();
   const Value& shape = d["shape"];
   if (!shape.is_array()) throw bad("invalid .npy header: shape is not a tuple", prefix);
   for (const auto& s : shape) {
-    if (!s.is_number_integer() || s.get<std::int64_t>() < 0) throw bad("invalid .npy header: shape has a negative or non-integer dimension", prefix, "non-negative integers", shape.dump());
+    if (!s.is_number_integer() || s.get<std::int64_t>() < 0) throw bad("invalid .npy header: shape has a negative or non-integer dimension", prefix, "non-negative integers", shape.dump(-1, ' ', false, Value::error_handler_t::replace));
     h.shape.push_back(s.get<std::int64_t>());
   }
   const Value& ds = d["descr"];
@@ -261,9 +261,9 @@ inline Header parse_header(const std::function<void(std::span<std::byte>, std::u
         found = true;
       }
     }
-    if (!found) throw unsupported_error(".npy structured dtype " + ds.dump() + " is not supported (only the raw-bits forms [('bfloat16', '<u2')], [('float8_e4m3fn', '|u1')], [('float8_e5m2', '|u1')])", path, key);
+    if (!found) throw unsupported_error(".npy structured dtype " + ds.dump(-1, ' ', false, Value::error_handler_t::replace) + " is not supported (only the raw-bits forms [('bfloat16', '<u2')], [('float8_e4m3fn', '|u1')], [('float8_e5m2', '|u1')])", path, key);
   } else {
-    throw unsupported_error(".npy descr " + ds.dump() + " is not supported (structured dtypes other than the bfloat16/float8 raw-bits forms)", path, key);
+    throw unsupported_error(".npy descr " + ds.dump(-1, ' ', false, Value::error_handler_t::replace) + " is not supported (structured dtypes other than the bfloat16/float8 raw-bits forms)", path, key);
   }
   auto nb = checked_nbytes(h.dtype, h.shape);
   if (!nb) throw bad("invalid .npy header: shape too large", prefix, "numel × element size below 2^63", shape_string(h.shape));

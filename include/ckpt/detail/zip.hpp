@@ -342,8 +342,13 @@ class Reader {
     const std::size_t n = load_le<std::uint16_t>(h + 26), m = load_le<std::uint16_t>(h + 28);
     if (cd_off - lo - 30 < n + m) bad("local header runs into the central directory", lo, e.name);
     std::vector<std::byte> nm(n + m);
-    if (30 + n + m <= buf.size()) std::memcpy(nm.data(), h + 30, n + m);
-    else file_.pread_all(nm, lo + 30);
+    if (n + m == 0) {
+      // nothing to copy (memcpy from/to a null pointer is undefined even for 0 bytes)
+    } else if (30 + n + m <= buf.size()) {
+      std::memcpy(nm.data(), h + 30, n + m);
+    } else {
+      file_.pread_all(nm, lo + 30);
+    }
     if (std::string_view(reinterpret_cast<const char*>(nm.data()), n) != e.name) bad("local header name differs from the central directory", lo, e.name, e.name, std::string(reinterpret_cast<const char*>(nm.data()), n));
     e.data_offset = lo + 30 + n + m;
     if (e.compressed_size > cd_off - e.data_offset)

@@ -323,7 +323,7 @@ class Checkpoint {
   void restore_counter(const StateDict& sd, detail::RestoreState& st) {
     const StateDict* c = sd.find_key(counter_key);
     if (!c) {
-      st.report.missing.push_back(std::string(counter_key));
+      st.report.missing.emplace_back(counter_key);
       return;
     }
     std::int64_t n = 0;

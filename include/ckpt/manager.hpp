@@ -173,7 +173,7 @@ class CheckpointManager {
   /// once the state is staged (see max_staging_bytes) — the objects may change right away.
   std::filesystem::path save(std::int64_t step, const std::map<std::string, double>& metrics = {}) {
     rethrow_background_error();
-    const auto path = path_for(step);
+    auto path = path_for(step);  // not const: returned by value (moved)
     if (step < 0) throw error("invalid step", path.string(), "", "a step >= 0", std::to_string(step));
     {
       std::lock_guard lk(mu_);

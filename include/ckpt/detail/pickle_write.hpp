@@ -140,6 +140,7 @@ class Pickler {
   // LONG1 with the shortest two's-complement encoding of v (as pickle.encode_long).
   void long1(std::uint64_t v, bool negative) {
     std::vector<std::uint8_t> b;
+    b.reserve(9);
     for (int k = 0; k < 8; ++k) b.push_back(static_cast<std::uint8_t>(v >> (8 * k)));
     if (!negative) {
       b.push_back(0);  // sign byte for values with the top bit set

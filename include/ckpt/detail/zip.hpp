@@ -424,7 +424,7 @@ class Writer {
     }
     c.offset = out_.position();
     c.flags = utf8_flag(name) | (deflate ? 0x08 : 0);
-    const std::uint64_t worst = deflate ? c.usize + c.usize / 1000 + 64 * 1024 : c.usize;  // > deflate's bound
+    const std::uint64_t worst = deflate ? c.usize + c.usize / 1000 + std::uint64_t{64} * 1024 : c.usize;  // > deflate's bound
     c.zip64 = force_zip64_ || worst >= max32 || c.offset >= max32;
     if (!deflate) c.csize = c.usize;
 

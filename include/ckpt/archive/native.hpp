@@ -17,6 +17,7 @@
 #include "../concepts.hpp"        // archive concepts, EntryInfo
 #include "../detail/codec.hpp"    // raw / zlib tensor codecs
 #include "../detail/crc32.hpp"    // CRC-32 per tensor
+#include "../detail/crc_lane.hpp" // checksums beside write(2)/pread(2)
 #include "../detail/endian.hpp"   // header / trailer fields
 #include "../detail/skeleton.hpp" // tree skeleton
 #include "../io/file.hpp"         // AtomicFile, File
@@ -70,8 +71,16 @@ class OutputArchive {
         out().write(t.bytes());
       }
     } else {
-      crc = detail::crc32(t.bytes());
-      out().write(t.bytes());
+      // The lane checksums the tensor while this thread writes it: the save costs the larger
+      // of the two, not their sum (the bytes are the caller's and stay put meanwhile).
+      crc_.start(0, t.bytes());
+      try {
+        out().write(t.bytes());
+      } catch (...) {
+        (void)crc_.wait();
+        throw;
+      }
+      crc = crc_.wait();
     }
     Value e{{"key", p.keys()}, {"dtype", name(t.dtype)}, {"shape", t.shape}, {"offset", off},
             {"nbytes", t.nbytes}, {"stored_nbytes", stored}, {"codec", codec}, {"crc32", crc}};
@@ -101,6 +110,7 @@ class OutputArchive {
   int level_;
   detail::SkeletonBuilder tree_;
   Value table_ = Value::array();
+  detail::CrcLane crc_;
 };
 
 /// Reads a .ckpt file. The constructor validates the trailer, footer and tensor table; data is
@@ -144,9 +154,19 @@ class InputArchive {
     const auto& e = entries_.at(i);
     if (dst.size() != e.nbytes) throw mismatch_error("destination size differs", e.path.str(), std::to_string(e.nbytes) + " bytes", std::to_string(dst.size()) + " bytes", path_);
     if (codecs_[i] == detail::Codec::raw) {
-      if (mapping_) std::memcpy(dst.data(), mapping_->data() + offsets_[i], dst.size());
-      else file_.pread_all(dst, offsets_[i]);
-      if (opts_.verify_checksums()) check_crc(i, dst);
+      if (mapping_) {
+        std::memcpy(dst.data(), mapping_->data() + offsets_[i], dst.size());
+        if (opts_.verify_checksums()) check_crc(i, dst);
+      } else if (!opts_.verify_checksums()) {
+        file_.pread_all(dst, offsets_[i]);
+      } else {  // read chunk k + 1 while the lane checksums chunk k
+        const auto c = crc_.over_chunks(dst.size(), read_chunk, [&](std::uint64_t at, std::size_t n) {
+          const auto part = dst.subspan(static_cast<std::size_t>(at), n);
+          file_.pread_all(part, offsets_[i] + at);
+          return std::span<const std::byte>(part);
+        });
+        check_crc_value(i, c);
+      }
     } else {
       std::vector<std::byte> packed(static_cast<std::size_t>(e.stored_nbytes));
       file_.pread_all(packed, offsets_[i]);
@@ -169,26 +189,30 @@ class InputArchive {
   /// Check entry i's stored bytes against its CRC-32 without keeping them.
   void verify_entry(std::size_t i) {
     const auto& e = entries_.at(i);
-    std::vector<std::byte> buf(static_cast<std::size_t>(std::min<std::uint64_t>(e.stored_nbytes, 8u << 20)));
-    std::uint32_t c = 0;
-    for (std::uint64_t done = 0; done < e.stored_nbytes;) {
-      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), e.stored_nbytes - done));
-      file_.pread_all({buf.data(), n}, offsets_[i] + done);
-      c = detail::crc32_update(c, {buf.data(), n});
-      done += n;
-    }
-    if (c != crcs_[i]) throw corrupt_error("checksum mismatch", path_, e.path.str(), detail::crc_hex(crcs_[i]), detail::crc_hex(c));
+    // Two buffers: one is read into while the lane checksums the other.
+    const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(e.stored_nbytes, read_chunk));
+    std::vector<std::byte> buf(2 * chunk);
+    std::size_t k = 0;
+    const auto c = crc_.over_chunks(e.stored_nbytes, read_chunk, [&](std::uint64_t at, std::size_t n) {
+      const std::span<std::byte> part(buf.data() + (k++ % 2) * chunk, n);
+      file_.pread_all(part, offsets_[i] + at);
+      return std::span<const std::byte>(part);
+    });
+    check_crc_value(i, c);
   }
   std::uint64_t offset(std::size_t i) const { return offsets_.at(i); }
 
  private:
-  void check_crc(std::size_t i, std::span<const std::byte> stored) const {
-    const auto c = detail::crc32(stored);
+  /// Reads are split into chunks of this size so that checksumming overlaps them.
+  static constexpr std::size_t read_chunk = std::size_t{8} << 20;
+
+  void check_crc(std::size_t i, std::span<const std::byte> stored) const { check_crc_value(i, detail::crc32(stored)); }
+  void check_crc_value(std::size_t i, std::uint32_t c) const {
     if (c != crcs_[i]) throw corrupt_error("checksum mismatch", path_, entries_[i].path.str(), detail::crc_hex(crcs_[i]), detail::crc_hex(c));
   }
   void parse_table(const Value& footer) {
     auto bad = [&](const std::string& what, const std::string& key = {}) { return format_error("invalid footer: " + what, path_, footer_off_, key); };
-    if (!footer.is_object() || footer.value("format", "") != "ckpt") throw bad("not a ckpt footer");
+    if (!footer.is_object() || detail::string_member(footer, "format") != "ckpt") throw bad("not a ckpt footer");
     auto t = footer.find("tensors");
     if (t == footer.end() || !t->is_array()) throw bad("missing tensor table");
     for (const auto& j : *t) {
@@ -242,6 +266,7 @@ class InputArchive {
   std::vector<detail::Codec> codecs_;
   Value skeleton_;
   std::shared_ptr<const io::Mapping> mapping_;
+  detail::CrcLane crc_;
 };
 }  // namespace native
 

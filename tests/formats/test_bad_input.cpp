@@ -15,27 +15,6 @@ StateDict small() {
   sd["n"] = 5;
   return sd;
 }
-// Rewrite a native file's footer with `edit` applied, fixing its CRC and trailer.
-void rewrite_footer(const std::filesystem::path& p, const std::function<void(Value&)>& edit) {
-  auto b = ckpt_test::read_bytes(p);
-  std::uint64_t off, len;
-  std::memcpy(&off, b.data() + b.size() - 32, 8);
-  std::memcpy(&len, b.data() + b.size() - 24, 8);
-  Value footer = Value::parse(std::string(b.data() + off, len));
-  edit(footer);
-  const std::string text = footer.dump();
-  std::vector<char> out(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(off));
-  out.insert(out.end(), text.begin(), text.end());
-  std::array<char, 32> tr{};
-  const std::uint64_t n = text.size();
-  const std::uint32_t crc = detail::crc32(std::as_bytes(std::span(text)));
-  std::memcpy(tr.data(), &off, 8);
-  std::memcpy(tr.data() + 8, &n, 8);
-  std::memcpy(tr.data() + 16, &crc, 4);
-  std::memcpy(tr.data() + 20, b.data() + b.size() - 12, 12);
-  out.insert(out.end(), tr.begin(), tr.end());
-  ckpt_test::write_bytes(p, out);
-}
 }  // namespace
 
 TEST_CASE("native: truncation at every length raises a ckpt::error", "[formats][bad]") {
@@ -105,7 +84,7 @@ TEST_CASE("native: absurd sizes and hostile tables are format_errors without big
   const auto p = dir / "h.ckpt";
   auto check = [&](const std::function<void(Value&)>& edit) {
     save(p, small());
-    rewrite_footer(p, edit);
+    ckpt_test::rewrite_native_footer(p, edit);
     CHECK_THROWS_AS(load(p), format_error);
   };
   check([](Value& f) { f["tensors"][0]["shape"] = {std::int64_t{1} << 62}; });  // 2^62 elements
@@ -124,6 +103,7 @@ TEST_CASE("native: absurd sizes and hostile tables are format_errors without big
     f["tree"] = deep;
   });
   check([](Value& f) { f["format"] = "other"; });
+  check([](Value& f) { f["format"] = Value::array({1, 2}); });  // another type: not nlohmann's type_error
 }
 
 TEST_CASE("native: a trailer pointing outside the file is a format_error", "[formats][bad]") {
@@ -160,4 +140,10 @@ TEST_CASE("json: malformed documents raise format_error", "[formats][bad]") {
   CHECK_THROWS_AS(load(p), format_error);
   write(std::string(100000, '[') + std::string(100000, ']'));
   CHECK_THROWS_AS(load_as<json_format>(p), format_error);
+  // Fuzzer finding (tests/fuzz/corpus/json/regression-format-not-a-string.json): a "format"
+  // member of another type escaped as nlohmann's type_error instead of a ckpt::error.
+  for (const char* doc : {R"({"format":[{"a":1}],"tensors":[]})", R"({"format":7,"tensors":[]})", R"({"format":null})"}) {
+    write(doc);
+    CHECK_THROWS_AS(load_as<json_format>(p), format_error);
+  }
 }

@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <ckpt/ckpt.hpp>
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -80,6 +82,29 @@ inline std::vector<char> read_bytes(const fs::path& p) {
 inline void write_bytes(const fs::path& p, const std::vector<char>& b) {
   std::ofstream f(p, std::ios::binary | std::ios::trunc);
   f.write(b.data(), static_cast<std::streamsize>(b.size()));
+}
+
+/// Replace a .ckpt file's footer by `edit` of it, with a matching trailer (length, CRC-32):
+/// for hostile tables that get past the checksum.
+inline void rewrite_native_footer(const fs::path& p, const std::function<void(ckpt::Value&)>& edit) {
+  auto b = read_bytes(p);
+  std::uint64_t off, len;
+  std::memcpy(&off, b.data() + b.size() - 32, 8);
+  std::memcpy(&len, b.data() + b.size() - 24, 8);
+  ckpt::Value footer = ckpt::Value::parse(std::string(b.data() + off, len));
+  edit(footer);
+  const std::string text = footer.dump();
+  std::vector<char> out(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(off));
+  out.insert(out.end(), text.begin(), text.end());
+  std::array<char, 32> tr{};
+  const std::uint64_t n = text.size();
+  const std::uint32_t crc = ckpt::detail::crc32(std::as_bytes(std::span(text)));
+  std::memcpy(tr.data(), &off, 8);
+  std::memcpy(tr.data() + 8, &n, 8);
+  std::memcpy(tr.data() + 16, &crc, 4);
+  std::memcpy(tr.data() + 20, b.data() + b.size() - 12, 12);
+  out.insert(out.end(), tr.begin(), tr.end());
+  write_bytes(p, out);
 }
 
 }  // namespace ckpt_test

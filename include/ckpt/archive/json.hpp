@@ -59,7 +59,7 @@ class InputArchive {
     std::string text(static_cast<std::size_t>(size), '\0');
     f.pread_all(std::as_writable_bytes(std::span(text)), 0);
     Value doc = detail::parse_json_limited(text, path_);
-    if (!doc.is_object() || doc.value("format", "") != "ckpt-json") throw format_error("not a ckpt JSON checkpoint (no \"format\": \"ckpt-json\")", path_, 0);
+    if (!doc.is_object() || detail::string_member(doc, "format") != "ckpt-json") throw format_error("not a ckpt JSON checkpoint (no \"format\": \"ckpt-json\")", path_, 0);
     auto t = doc.find("tensors");
     if (t == doc.end() || !t->is_array()) throw format_error("missing \"tensors\" array", path_, 0);
     for (auto& j : *t) parse_entry(j);

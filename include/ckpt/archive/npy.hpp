@@ -249,9 +249,9 @@ class InputArchive {
     std::string text(static_cast<std::size_t>(h.nbytes), '\0');
     zip_.read_range(m, h.header_bytes, std::as_writable_bytes(std::span(text)), true);
     Value doc = detail::parse_json_checked(text, "invalid npz tree member", path_, m.data_offset);
-    if (!doc.is_object() || doc.value("format", "") != "ckpt-npz" || !doc.contains("tree"))
+    if (!doc.is_object() || detail::string_member(doc, "format") != "ckpt-npz" || !doc.contains("tree"))
       throw format_error("invalid npz tree member (no \"format\": \"ckpt-npz\" with a \"tree\")", path_, m.data_offset, m.name);
-    if (doc.value("version", 0) != 1) throw unsupported_error("unsupported ckpt-npz tree version " + doc["version"].dump() + " (this library reads 1)", path_, m.name);
+    if (!detail::integer_member_is(doc, "version", 1)) throw unsupported_error("unsupported ckpt-npz tree version " + doc["version"].dump() + " (this library reads 1)", path_, m.name);
     return doc;
   }
 

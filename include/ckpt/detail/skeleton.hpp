@@ -142,6 +142,21 @@ Json parse_json_checked(std::string_view text, const std::string& what, const st
   }
 }
 
+/// `obj[key]` when obj is an object holding a string there, else "". Never throws: in a hostile
+/// document any member can have any type, and nlohmann's value(key, default) throws type_error
+/// when the member exists with another type (a fuzzer finding in the JSON reader).
+inline std::string string_member(const Value& obj, const char* key) {
+  if (!obj.is_object()) return {};
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+/// Whether `obj[key]` is the integer `want` (false for a missing member or another type).
+inline bool integer_member_is(const Value& obj, const char* key, std::int64_t want) {
+  if (!obj.is_object()) return false;
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_number_integer() && it->get<std::int64_t>() == want;
+}
+
 /// Parse JSON from a file's bytes with a nesting cap; format_error (with file) on failure.
 /// Linear time: a SAX pre-pass checks the depth (nlohmann's callback parser rescans containers
 /// and went quadratic on footers with tens of thousands of tensors).

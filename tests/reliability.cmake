@@ -1,3 +1,5 @@
 # Reliability tests: corruption (every flip and truncation, every built-in format), write
 # faults and crash consistency.
 ckpt_add_test(reliability.corruption reliability/test_corruption.cpp)
+ckpt_add_test(reliability.write_faults reliability/test_write_faults.cpp)
+ckpt_add_test(reliability.resource_limits reliability/test_resource_limits.cpp)

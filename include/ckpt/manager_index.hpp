@@ -155,6 +155,10 @@ inline double to_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
 inline std::chrono::system_clock::time_point from_seconds(double s) {
+  // A damaged index may hold any number: clamp to what the clock's int64 nanoseconds can hold
+  // (converting an out-of-range double is undefined behaviour).
+  if (!std::isfinite(s)) s = 0;
+  s = std::clamp(s, -9.0e9, 9.0e9);
   return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(s)));
 }
 }  // namespace detail
@@ -181,11 +185,13 @@ struct ManagerIndex {
     ManagerIndex ix;
     try {
       if (!doc.is_object() || doc.value("format", "") != "ckpt-manager-index") throw format_error("not a ckpt manager index", file, 0);
-      if (doc.at("version").get<int>() != 1) throw unsupported_error("unsupported manager index version " + doc.at("version").dump(), file);
+      if (!detail::integer_member_is(doc, "version", 1)) throw unsupported_error("unsupported manager index version " + detail::json_excerpt(doc.at("version")), file);
       ix.last_preserved = detail::from_seconds(doc.at("last_preserved_time").get<double>());
       for (const auto& j : doc.at("checkpoints")) {
         CheckpointInfo e;
-        e.step = j.at("step").get<std::int64_t>();
+        const auto step = j.at("step").is_number_float() ? std::nullopt : detail::number_as<std::int64_t>(j.at("step"));
+        if (!step) throw format_error("invalid step in manager index", file, format_error::no_offset, "", "an integer", detail::json_excerpt(j.at("step")));
+        e.step = *step;
         const auto name = j.at("file").get<std::string>();
         if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
           throw format_error("invalid checkpoint file name", file, format_error::no_offset, "", "a name inside the directory", "'" + name + "'");

@@ -104,6 +104,12 @@ TEST_CASE("native: absurd sizes and hostile tables are format_errors without big
   });
   check([](Value& f) { f["format"] = "other"; });
   check([](Value& f) { f["format"] = Value::array({1, 2}); });  // another type: not nlohmann's type_error
+  // Numbers that nlohmann's get<T>() would cast with undefined behaviour (see the JSON case).
+  check([](Value& f) { f["tensors"][0]["shape"] = {2.2e69}; });
+  check([](Value& f) { f["tensors"][0]["shape"] = {2.0, 2.0}; });  // floats are not dimensions here
+  check([](Value& f) { f["tensors"][0]["offset"] = 1e300; });
+  check([](Value& f) { f["tensors"][0]["nbytes"] = -16; });
+  check([](Value& f) { f["tensors"][0]["crc32"] = std::uint64_t{1} << 40; });
 }
 
 TEST_CASE("native: a trailer pointing outside the file is a format_error", "[formats][bad]") {
@@ -146,4 +152,22 @@ TEST_CASE("json: malformed documents raise format_error", "[formats][bad]") {
     write(doc);
     CHECK_THROWS_AS(load_as<json_format>(p), format_error);
   }
+  // Fuzzer finding (regression-float-shape-out-of-range.json): a shape dimension of 2.2e69 was
+  // cast to int64 by nlohmann's get<>() — undefined behaviour (UBSan). Numbers are now checked
+  // for type and range: in shapes, and in list data for the tensor's dtype.
+  for (const char* doc : {R"({"format":"ckpt-json","tensors":[{"key":["a"],"dtype":"f32","shape":[3,2.2e69],"data":""}]})",
+                          R"({"format":"ckpt-json","tensors":[{"key":["a"],"dtype":"f32","shape":[2.5],"data":[1,2]}]})",
+                          R"({"format":"ckpt-json","tensors":[{"key":["a"],"dtype":"i8","shape":[1],"data":[300]}]})",
+                          R"({"format":"ckpt-json","tensors":[{"key":["a"],"dtype":"i64","shape":[1],"data":[1e300]}]})",
+                          R"({"format":"ckpt-json","tensors":[{"key":["a"],"dtype":"u32","shape":[1],"data":[-1]}]})",
+                          R"({"format":"ckpt-json","tensors":[{"key":["a"],"dtype":"i32","shape":[1],"data":[1.5]}]})",
+                          R"({"format":"ckpt-json","tensors":[{"key":["a"],"dtype":"f32","shape":[1],"data":[1e300]}]})",
+                          R"({"format":"ckpt-json","tensors":[{"key":["a"],"dtype":"bool","shape":[1],"data":[2]}]})"}) {
+    INFO(doc);
+    write(doc);
+    CHECK_THROWS_AS(load_as<json_format>(p), format_error);
+  }
+  write(R"({"format":"ckpt-json","tensors":[{"key":["a"],"dtype":"i32","shape":[3],"data":[-2147483648,3.0,true]}]})");
+  const StateDict ok = load_as<json_format>(p);  // integral floats and booleans still convert exactly
+  CHECK(ok.at("a").tensor() == Tensor::from<std::int32_t>({INT32_MIN, 3, 1}));
 }

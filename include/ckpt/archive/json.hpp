@@ -82,7 +82,9 @@ class InputArchive {
       auto dt = dtype_from_name(j.at("dtype").get<std::string>());
       if (!dt) throw format_error("unknown dtype '" + j.at("dtype").get<std::string>() + "'", path_, format_error::no_offset, e.path.str(), dtype_names(), j.at("dtype").get<std::string>());
       e.dtype = *dt;
-      e.shape = j.at("shape").get<Shape>();
+      const auto shape = detail::shape_of(j.at("shape"));
+      if (!shape) throw format_error("invalid shape", path_, format_error::no_offset, e.path.str(), "a list of integers", detail::json_excerpt(j.at("shape")));
+      e.shape = *shape;
       auto nb = checked_nbytes(e.dtype, e.shape);
       if (!nb || *nb > max_file_bytes) throw format_error("invalid shape", path_, format_error::no_offset, e.path.str(), "non-negative dims", shape_string(e.shape));
       e.nbytes = e.stored_nbytes = *nb;
@@ -115,7 +117,9 @@ class InputArchive {
       auto out = t.mutable_values<T>();
       for (std::size_t i = 0; i < flat.size(); ++i) {
         if (!flat[i]->is_number() && !flat[i]->is_boolean()) throw format_error("non-numeric data value", path_, format_error::no_offset, e.path.str());
-        out[i] = flat[i]->get<T>();
+        const auto x = detail::number_as<T>(*flat[i]);
+        if (!x) throw format_error("data value out of range for " + std::string(name(t.dtype())), path_, format_error::no_offset, e.path.str(), "a value " + std::string(name(t.dtype())) + " can hold", detail::json_excerpt(*flat[i]));
+        out[i] = *x;
       }
     };
     switch (t.dtype()) {

@@ -224,12 +224,20 @@ class InputArchive {
         auto dt = dtype_from_name(j.at("dtype").get<std::string>());
         if (!dt) throw bad("unknown dtype '" + j.at("dtype").get<std::string>() + "'", key);
         e.dtype = *dt;
-        e.shape = j.at("shape").get<Shape>();
-        e.nbytes = j.at("nbytes").get<std::uint64_t>();
-        e.stored_nbytes = j.at("stored_nbytes").get<std::uint64_t>();
+        const auto shape = detail::shape_of(j.at("shape"));
+        if (!shape) throw format_error("invalid footer: shape is not a list of integers", path_, footer_off_, key, "a list of integers", detail::json_excerpt(j.at("shape")));
+        e.shape = *shape;
+        auto integer = [&]<class I>(const char* field, I) {  // exact integers only (no floats)
+          const auto& v = j.at(field);
+          const auto x = v.is_number_float() ? std::nullopt : detail::number_as<I>(v);
+          if (!x) throw format_error(std::string("invalid footer: '") + field + "' is not an integer in range", path_, footer_off_, key, "an integer", detail::json_excerpt(v));
+          return *x;
+        };
+        e.nbytes = integer("nbytes", std::uint64_t{});
+        e.stored_nbytes = integer("stored_nbytes", std::uint64_t{});
         e.codec = j.at("codec").get<std::string>();
-        const auto off = j.at("offset").get<std::uint64_t>();
-        const auto crc = j.at("crc32").get<std::uint32_t>();
+        const auto off = integer("offset", std::uint64_t{});
+        const auto crc = integer("crc32", std::uint32_t{});
         auto nb = checked_nbytes(e.dtype, e.shape);
         if (!nb || *nb != e.nbytes) throw format_error("invalid footer: tensor size does not match its shape", path_, footer_off_, key, nb ? std::to_string(*nb) + " bytes" : "a valid shape", std::to_string(e.nbytes) + " bytes");
         if (e.codec != "raw" && e.codec != "zlib") throw bad("unknown codec '" + e.codec + "'", key);

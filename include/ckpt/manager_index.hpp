@@ -189,7 +189,7 @@ struct ManagerIndex {
       ix.last_preserved = detail::from_seconds(doc.at("last_preserved_time").get<double>());
       for (const auto& j : doc.at("checkpoints")) {
         CheckpointInfo e;
-        const auto step = j.at("step").is_number_float() ? std::nullopt : detail::number_as<std::int64_t>(j.at("step"));
+        const auto step = detail::integer_as<std::int64_t>(j.at("step"));
         if (!step) throw format_error("invalid step in manager index", file, format_error::no_offset, "", "an integer", detail::json_excerpt(j.at("step")));
         e.step = *step;
         const auto name = j.at("file").get<std::string>();

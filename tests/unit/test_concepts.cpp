@@ -220,6 +220,14 @@ TEST_CASE("integers are exact, out-of-range values and wrong kinds are mismatche
   int i = 0;
   CHECK_THROWS_AS(load_state_dict(i, StateDict("three")), mismatch_error);
   CHECK_THROWS_AS(load_state_dict(i, StateDict(2.5)), mismatch_error);
+  // A stored double beyond float's range: converting it would be undefined, so it is refused.
+  float f = 0;
+  CHECK_THROWS_WITH(load_state_dict(f, StateDict(1e300)), Catch::Contains("number out of range"));
+  load_state_dict(f, StateDict(2.5));
+  CHECK(f == 2.5f);
+  double d = 0;
+  load_state_dict(d, StateDict(1e300));
+  CHECK(d == 1e300);
   double nan_back = 0;
   load_state_dict(nan_back, to_state_dict(std::numeric_limits<double>::quiet_NaN()));  // 0-d tensor route
   CHECK(std::isnan(nan_back));

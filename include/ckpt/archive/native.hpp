@@ -227,9 +227,9 @@ class InputArchive {
         const auto shape = detail::shape_of(j.at("shape"));
         if (!shape) throw format_error("invalid footer: shape is not a list of integers", path_, footer_off_, key, "a list of integers", detail::json_excerpt(j.at("shape")));
         e.shape = *shape;
-        auto integer = [&]<class I>(const char* field, I) {  // exact integers only (no floats)
+        auto integer = [&]<class I>(const char* field, I) {
           const auto& v = j.at(field);
-          const auto x = v.is_number_float() ? std::nullopt : detail::number_as<I>(v);
+          const auto x = detail::integer_as<I>(v);
           if (!x) throw format_error(std::string("invalid footer: '") + field + "' is not an integer in range", path_, footer_off_, key, "an integer", detail::json_excerpt(v));
           return *x;
         };

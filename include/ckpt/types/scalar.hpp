@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "../concepts.hpp"  // checkpoint_traits, Checkpointable
+#include "../detail/json_fields.hpp"  // number_as: range-checked numbers
 
 namespace ckpt {
 
@@ -38,17 +39,12 @@ struct checkpoint_traits<T> {
         if (v.is_boolean()) { x = v.get<bool>(); return {}; }
       } else if constexpr (std::is_integral_v<T>) {
         if (v.is_number_integer()) {
-          if (v.is_number_unsigned()) {
-            const auto u = v.get<std::uint64_t>();
-            if (u <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())) { x = static_cast<T>(u); return {}; }
-          } else {
-            const auto s = v.get<std::int64_t>();
-            if (std::in_range<T>(s)) { x = static_cast<T>(s); return {}; }
-          }
+          if (const auto i = detail::integer_as<T>(v)) { x = *i; return {}; }
           throw mismatch_error("integer out of range", "", want + " fitting " + std::to_string(sizeof(T)) + " bytes", v.dump());
         }
-      } else {
-        if (v.is_number()) { x = v.get<T>(); return {}; }
+      } else if (v.is_number()) {  // a double beyond float's range would be undefined to convert
+        if (const auto f = detail::number_as<T>(v)) { x = *f; return {}; }
+        throw mismatch_error("number out of range", "", want + " fitting " + std::to_string(sizeof(T)) + " bytes", v.dump());
       }
     } else if (sd.is_tensor() && sd.tensor().numel() == 1 && sd.tensor().dtype() == dtype_of<T>) {
       x = sd.tensor().item<T>();

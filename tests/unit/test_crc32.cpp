@@ -1,12 +1,18 @@
-// Unit tests for ckpt/detail/crc32.hpp: the folded (PCLMUL) path gives zlib's CRC-32 for every
-// length, alignment and starting value; known check values. CrcLane (detail/crc_lane.hpp):
-// checksums computed beside the caller's I/O equal the plain CRC for any chunking.
+// Unit tests for ckpt/detail/crc32.hpp: every implementation (PCLMULQDQ, VPCLMULQDQ, zlib) gives
+// zlib's CRC-32 for every length, alignment and starting value; known check values. CrcLane
+// (detail/crc_lane.hpp): checksums computed beside the caller's I/O, or split between the
+// caller and the lane, equal the plain CRC; exceptions from either side arrive.
 #include <catch2/catch.hpp>
 #include <ckpt/detail/crc32.hpp>
 #include <ckpt/detail/crc_lane.hpp>
 #include <cstring>
 #include <stdexcept>
 #include <random>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <string_view>
 #include <vector>
 
@@ -38,45 +44,89 @@ TEST_CASE("crc32 equals zlib for every length, offset and seed", "[crc32]") {
   CHECK(c == whole);
 }
 
-TEST_CASE("CrcLane: over_chunks equals crc32 for any size and chunking, double-buffered too", "[crc32][lane]") {
+TEST_CASE("crc32: each folding implementation the CPU has equals zlib", "[crc32]") {
+  std::mt19937 g(9);
+  std::vector<std::byte> buf(1 << 16);
+  for (auto& b : buf) b = std::byte(g() & 0xff);
+  std::vector<Crc32Path> paths = {Crc32Path::zlib};
+  if (crc32_path() != Crc32Path::zlib) paths.push_back(Crc32Path::pclmulqdq);  // a CPU with VPCLMULQDQ has PCLMULQDQ too
+  if (crc32_path() == Crc32Path::vpclmulqdq) paths.push_back(Crc32Path::vpclmulqdq);
+  WARN("crc32 implementations tested on this CPU: " << paths.size() << " (3 = zlib, PCLMULQDQ and VPCLMULQDQ)");
+  for (const auto path : paths)
+    for (std::size_t n = 0; n < 2100; n += (n < 600 ? 1 : 7))  // every length through the 128/256-byte thresholds
+      for (const std::size_t off : {0, 1, 17, 31}) {
+        const auto seed = static_cast<std::uint32_t>(n * 2654435761u);
+        INFO("path " << static_cast<int>(path) << ", " << n << " bytes at offset " << off);
+        REQUIRE(crc32_update_with(path, seed, {buf.data() + off, n}) == crc32_zlib(seed, buf.data() + off, n));
+      }
+  for (const auto path : paths) CHECK(crc32_update_with(path, 0, buf) == crc32_zlib(0, buf.data(), buf.size()));
+}
+
+TEST_CASE("CrcLane: start/wait equals crc32, above and below the inline threshold", "[crc32][lane]") {
   std::mt19937 g(11);
-  std::vector<std::byte> src((std::size_t{5} << 20) + 123);  // above the inline threshold
+  std::vector<std::byte> src((std::size_t{5} << 20) + 123);
   for (auto& b : src) b = std::byte(g() & 0xff);
   CrcLane lane;
-  for (const std::size_t total : {std::size_t{0}, std::size_t{1}, std::size_t{4095}, std::size_t{1} << 20, src.size()}) {
-    const auto want = crc32({src.data(), total});
-    for (const std::size_t chunk : {std::size_t{1} << 12, std::size_t{1} << 20, std::size_t{3} << 20, std::size_t{8} << 20}) {
-      INFO(total << " bytes in chunks of " << chunk);
-      // In place: chunk k is a slice of the source.
-      CHECK(lane.over_chunks(total, chunk, [&](std::uint64_t at, std::size_t n) { return std::span<const std::byte>(src.data() + at, n); }) == want);
-      // Two buffers reused in turn, as verify_entry reads: the lane must be done with one before it is refilled.
-      std::vector<std::byte> buf(2 * chunk);
-      std::size_t k = 0;
-      CHECK(lane.over_chunks(total, chunk, [&](std::uint64_t at, std::size_t n) {
-        std::byte* dst = buf.data() + (k++ % 2) * chunk;
-        std::memcpy(dst, src.data() + at, n);
-        return std::span<const std::byte>(dst, n);
-      }) == want);
-    }
-  }
-  // start/wait directly, above and below the inline threshold.
   lane.start(0, {src.data(), src.size()});
   CHECK(lane.wait() == crc32(src));
   lane.start(crc32({src.data(), 100}), {src.data() + 100, 10});
   CHECK(lane.wait() == crc32({src.data(), 110}));
 }
 
-TEST_CASE("CrcLane: an exception from the fill waits for the job in flight and propagates", "[crc32][lane]") {
-  std::vector<std::byte> src(std::size_t{6} << 20, std::byte{7});
+TEST_CASE("CrcLane: split equals crc32 for any size, in place and with a buffer per side", "[crc32][lane]") {
+  std::mt19937 g(13);
+  std::vector<std::byte> src((std::size_t{9} << 20) + 123);
+  for (auto& b : src) b = std::byte(g() & 0xff);
   CrcLane lane;
-  int calls = 0;
-  CHECK_THROWS_AS(lane.over_chunks(src.size(), std::size_t{2} << 20,
-                                   [&](std::uint64_t at, std::size_t n) {
-                                     if (++calls == 3) throw std::runtime_error("read failed");
-                                     return std::span<const std::byte>(src.data() + at, n);
-                                   }),
-                  std::runtime_error);
-  CHECK(calls == 3);
+  for (const std::size_t total : {std::size_t{0}, std::size_t{1}, std::size_t{4095}, CrcLane::piece_bytes + 1, CrcLane::min_split_bytes - 1,
+                                  CrcLane::min_split_bytes, CrcLane::min_split_bytes + 4097, src.size()}) {
+    INFO(total << " bytes");
+    const auto want = crc32({src.data(), total});
+    std::mutex m;
+    std::set<int> sides;
+    std::set<std::thread::id> threads;
+    std::uint64_t covered = 0;
+    CHECK(lane.split(total, [&](int side, std::uint64_t at, std::size_t n) {
+      std::lock_guard lk(m);
+      sides.insert(side);
+      threads.insert(std::this_thread::get_id());
+      covered += n;
+      CHECK(n <= CrcLane::piece_bytes);
+      return std::span<const std::byte>(src.data() + at, n);
+    }) == want);
+    CHECK(covered == total);
+    // Large entries are shared with the lane (where there is a second CPU); small ones are not.
+    const bool shared = total >= CrcLane::min_split_bytes && std::thread::hardware_concurrency() > 1;
+    CHECK(sides.size() == (shared ? 2u : total ? 1u : 0u));
+    CHECK(threads.size() == sides.size());
+    // Each side copies into its own buffer, as verify_entry reads.
+    std::vector<std::byte> buf(2 * CrcLane::piece_bytes);
+    CHECK(lane.split(total, [&](int side, std::uint64_t at, std::size_t n) {
+      std::byte* dst = buf.data() + static_cast<std::size_t>(side) * CrcLane::piece_bytes;
+      std::memcpy(dst, src.data() + at, n);
+      return std::span<const std::byte>(dst, n);
+    }) == want);
+  }
+}
+
+TEST_CASE("CrcLane: an exception on either side of a split arrives after both sides stopped", "[crc32][lane]") {
+  std::vector<std::byte> src(std::size_t{8} << 20, std::byte{7});
+  CrcLane lane;
+  for (const int failing : {0, 1}) {
+    INFO("side " << failing << " throws");
+    std::atomic<int> calls_after{0};
+    std::atomic<bool> thrown{false};
+    const auto fill = [&](int side, std::uint64_t at, std::size_t n) {
+      if (thrown) ++calls_after;
+      if (side == failing && at >= src.size() / 2 - (side ? 0 : CrcLane::piece_bytes) && !thrown.exchange(true)) throw std::runtime_error("read failed");
+      return std::span<const std::byte>(src.data() + at, n);
+    };
+    if (std::thread::hardware_concurrency() < 2 && failing == 1) continue;  // no lane: nothing runs as side 1
+    CHECK_THROWS_WITH(lane.split(src.size(), fill), "read failed");
+    const int after = calls_after;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(calls_after == after);  // nothing still running once split returned
+  }
   // The lane is usable afterwards.
-  CHECK(lane.over_chunks(src.size(), std::size_t{2} << 20, [&](std::uint64_t at, std::size_t n) { return std::span<const std::byte>(src.data() + at, n); }) == crc32(src));
+  CHECK(lane.split(src.size(), [&](int, std::uint64_t at, std::size_t n) { return std::span<const std::byte>(src.data() + at, n); }) == crc32(src));
 }

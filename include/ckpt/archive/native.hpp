@@ -154,15 +154,15 @@ class InputArchive {
     const auto& e = entries_.at(i);
     if (dst.size() != e.nbytes) throw mismatch_error("destination size differs", e.path.str(), std::to_string(e.nbytes) + " bytes", std::to_string(dst.size()) + " bytes", path_);
     if (codecs_[i] == detail::Codec::raw) {
-      if (mapping_) {
-        std::memcpy(dst.data(), mapping_->data() + offsets_[i], dst.size());
-        if (opts_.verify_checksums()) check_crc(i, dst);
-      } else if (!opts_.verify_checksums()) {
-        file_.pread_all(dst, offsets_[i]);
-      } else {  // read chunk k + 1 while the lane checksums chunk k
-        const auto c = crc_.over_chunks(dst.size(), read_chunk, [&](std::uint64_t at, std::size_t n) {
+      if (!opts_.verify_checksums()) {
+        if (mapping_) std::memcpy(dst.data(), mapping_->data() + offsets_[i], dst.size());
+        else file_.pread_all(dst, offsets_[i]);
+      } else {  // copy and checksum piece by piece, half on the lane (see CrcLane::split)
+        const std::byte* mapped = mapping_ ? mapping_->data() + offsets_[i] : nullptr;
+        const auto c = crc_.split(dst.size(), [&](int, std::uint64_t at, std::size_t n) {
           const auto part = dst.subspan(static_cast<std::size_t>(at), n);
-          file_.pread_all(part, offsets_[i] + at);
+          if (mapped) std::memcpy(part.data(), mapped + at, n);
+          else file_.pread_all(part, offsets_[i] + at);
           return std::span<const std::byte>(part);
         });
         check_crc_value(i, c);
@@ -179,7 +179,8 @@ class InputArchive {
     const auto& e = entries_.at(i);
     if (mapping_ && codecs_[i] == detail::Codec::raw) {
       TensorView v{e.dtype, e.shape, mapping_->data() + offsets_[i], static_cast<std::size_t>(e.nbytes)};
-      if (opts_.verify_checksums()) check_crc(i, v.bytes());
+      if (opts_.verify_checksums())  // page faults and checksum on both threads
+        check_crc_value(i, crc_.split(v.nbytes, [&](int, std::uint64_t at, std::size_t n) { return v.bytes().subspan(static_cast<std::size_t>(at), n); }));
       return Tensor::view_of(v, mapping_);
     }
     Tensor t = Tensor::empty(e.dtype, e.shape);
@@ -189,12 +190,11 @@ class InputArchive {
   /// Check entry i's stored bytes against its CRC-32 without keeping them.
   void verify_entry(std::size_t i) {
     const auto& e = entries_.at(i);
-    // Two buffers: one is read into while the lane checksums the other.
-    const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(e.stored_nbytes, read_chunk));
-    std::vector<std::byte> buf(2 * chunk);
-    std::size_t k = 0;
-    const auto c = crc_.over_chunks(e.stored_nbytes, read_chunk, [&](std::uint64_t at, std::size_t n) {
-      const std::span<std::byte> part(buf.data() + (k++ % 2) * chunk, n);
+    // A piece-sized buffer per side of the split.
+    const auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(e.stored_nbytes, detail::CrcLane::piece_bytes));
+    std::vector<std::byte> buf(2 * piece);
+    const auto c = crc_.split(e.stored_nbytes, [&](int side, std::uint64_t at, std::size_t n) {
+      const std::span<std::byte> part(buf.data() + static_cast<std::size_t>(side) * piece, n);
       file_.pread_all(part, offsets_[i] + at);
       return std::span<const std::byte>(part);
     });
@@ -203,9 +203,6 @@ class InputArchive {
   std::uint64_t offset(std::size_t i) const { return offsets_.at(i); }
 
  private:
-  /// Reads are split into chunks of this size so that checksumming overlaps them.
-  static constexpr std::size_t read_chunk = std::size_t{8} << 20;
-
   void check_crc(std::size_t i, std::span<const std::byte> stored) const { check_crc_value(i, detail::crc32(stored)); }
   void check_crc_value(std::size_t i, std::uint32_t c) const {
     if (c != crcs_[i]) throw corrupt_error("checksum mismatch", path_, entries_[i].path.str(), detail::crc_hex(crcs_[i]), detail::crc_hex(c));

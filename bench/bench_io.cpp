@@ -260,6 +260,8 @@ int main(int argc, char** argv) {
     ckpt::SaveOptions so, nosync;
     so.format = nosync.format = fmt;
     nosync.fsync = false;
+    // Each save replaces the previous round's file, as a training loop saving to one path
+    // does; the raw baseline likewise removes its previous file before writing a new one.
     ops.push_back({"save_" + fmt, [=, &sd] { ckpt::save(p, sd, so); }});
     ops.push_back({"save_nosync_" + fmt, [=, &sd] { ckpt::save(p, sd, nosync); }});
     ops.push_back({"load_" + fmt, [=, &sink] { sink += ckpt::load(p).size(); }});

@@ -491,18 +491,24 @@ class CheckpointManager {
   /// Write one checkpoint, record it in the index, then delete what retention drops.
   void commit(const Job& job) {
     const auto path = path_for(job.step);
+    {  // A hint, nothing more: the checkpoints retention will drop once this one is saved give
+       // it their page cache (io::drop_cached_pages); they are deleted only after the commit.
+      std::vector<CheckpointInfo> next;
+      auto last_preserved = std::chrono::system_clock::time_point{};
+      {
+        std::lock_guard lk(mu_);
+        next = entries_with({job.step, path, now(), job.metrics, opts_.format.name, false, false}, nullptr);
+        last_preserved = index_.last_preserved;
+      }
+      for (const auto i : apply_retention(next, policy(), last_preserved, job.step))
+        if (next[i].path != path) io::drop_cached_tree(next[i].path);
+    }
     opts_.format.save(path, job.state, opts_.save_options);
-    CheckpointInfo info{job.step, path, now(), job.metrics, opts_.format.name, false, false};
     std::vector<std::filesystem::path> doomed;
     {
       std::lock_guard lk(mu_);
-      std::vector<CheckpointInfo> next;
-      for (const auto& e : index_.entries) {
-        if (e.step != job.step) next.push_back(e);
-        else if (e.path != path) doomed.push_back(e.path);  // a corrupt one in another format
-      }
-      next.push_back(std::move(info));
-      std::sort(next.begin(), next.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+      // (a checkpoint of the same step in another format, e.g. a corrupt one, is replaced)
+      std::vector<CheckpointInfo> next = entries_with({job.step, path, now(), job.metrics, opts_.format.name, false, false}, &doomed);
       ManagerIndex ni;
       ni.last_preserved = index_.last_preserved;
       auto all = next;
@@ -528,6 +534,19 @@ class CheckpointManager {
       std::filesystem::remove_all(p, ec);
       if (ec) warn("cannot delete old checkpoint '" + p.string() + "': " + ec.message());
     }
+  }
+
+  /// The index's entries with `info` added, replacing any of the same step (their paths, when
+  /// they differ from info's, go to `replaced`), sorted by step. The caller holds mu_.
+  std::vector<CheckpointInfo> entries_with(CheckpointInfo info, std::vector<std::filesystem::path>* replaced) const {
+    std::vector<CheckpointInfo> next;
+    for (const auto& e : index_.entries) {
+      if (e.step != info.step) next.push_back(e);
+      else if (replaced && e.path != info.path) replaced->push_back(e.path);
+    }
+    next.push_back(std::move(info));
+    std::sort(next.begin(), next.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+    return next;
   }
 
   // ---- restore helpers ----

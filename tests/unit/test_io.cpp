@@ -134,6 +134,26 @@ TEST_CASE("durable writers hand large data to write(2) in writeback-sized pieces
   const auto back = io::read_file(dir / "a.bin");
   REQUIRE(back.size() == data.size() + 4);
   CHECK(std::equal(data.begin(), data.end(), back.begin() + 4));
+  // AtomicFile's policy: pieces when the save is durable or replaces a file (ext4 would write
+  // the whole new file back inside rename()), one write(2) per tensor otherwise.
+  StateDict big;
+  big["w"] = ckpt_test::random_tensor(DType::u8, {int64_t{40} << 20}, 4);
+  auto largest_write = [&](const fs::path& p, bool fsync) {
+    std::size_t largest = 0;
+    io::write_fault_hook() = [&](const std::string&, std::uint64_t, std::size_t n) {
+      largest = std::max(largest, n);
+      return 0;
+    };
+    SaveOptions o;
+    o.fsync = fsync;
+    save(p, big, o);
+    io::write_fault_hook() = nullptr;
+    return largest;
+  };
+  CHECK(largest_write(dir / "new.ckpt", false) == std::size_t{40} << 20);
+  CHECK(largest_write(dir / "new.ckpt", false) == io::writeback_bytes);  // now replacing
+  CHECK(largest_write(dir / "durable.ckpt", true) == io::writeback_bytes);
+  CHECK(load(dir / "new.ckpt") == big);
   // Through a durable save too (AtomicFile), and the checkpoint loads.
   StateDict sd;
   sd["w"] = ckpt_test::random_tensor(DType::f32, {int64_t{9} << 20}, 3);

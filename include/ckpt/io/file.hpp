@@ -274,7 +274,6 @@ class AtomicFile {
  public:
   explicit AtomicFile(fs::path final_path, bool durable = true)
       : final_(std::move(final_path)), durable_(durable) {
-    const auto dir = final_.parent_path();
     for (int attempt = 0;; ++attempt) {
       tmp_ = final_;
       tmp_ += std::string(temp_marker) + random_suffix();
@@ -285,8 +284,13 @@ class AtomicFile {
         if (e.code() != EEXIST || attempt > 8) throw;
       }
     }
-    drop_cached_pages(final_);
-    writer_.emplace(file_, std::size_t{1} << 20, durable_ ? writeback_bytes : 0);
+    // Writeback starts as the bytes are written when the save is durable (fsync would wait
+    // for all of it at the end) and when it replaces a file: ext4 (auto_da_alloc) writes the
+    // whole new file back inside rename() then, measured 0.63 s of a 1 GiB save's 1.2 s.
+    std::error_code ec;
+    const bool replaces = fs::is_regular_file(final_, ec);
+    if (replaces) drop_cached_pages(final_);
+    writer_.emplace(file_, std::size_t{1} << 20, durable_ || replaces ? writeback_bytes : 0);
   }
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;

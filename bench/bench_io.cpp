@@ -32,28 +32,15 @@
 #include <ctime>
 #include <vector>
 
+#include "bench_util.hpp"
+
 namespace fs = std::filesystem;
+using ckpt_bench::parse_size;
+using ckpt_bench::Stats;
+using ckpt_bench::stats;
 using clk = std::chrono::steady_clock;
 
 namespace {
-
-struct Stats {
-  double median = 0, min = 0, max = 0;
-};
-Stats stats(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  Stats s;
-  s.min = v.front();
-  s.max = v.back();
-  s.median = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-  return s;
-}
-
-std::uint64_t parse_size(const std::string& s) {
-  const char u = s.empty() ? '\0' : s.back();
-  const std::uint64_t mul = u == 'G' ? 1ull << 30 : u == 'M' ? 1ull << 20 : u == 'K' ? 1ull << 10 : 1;
-  return std::stoull(mul == 1 ? s : s.substr(0, s.size() - 1)) * mul;
-}
 
 /// 16 f32 tensors of random-normal values totalling `bytes`.
 ckpt::StateDict make_state(std::uint64_t bytes, int tensors = 16) {

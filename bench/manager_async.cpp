@@ -20,22 +20,15 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
+
 namespace fs = std::filesystem;
+using ckpt_bench::parse_size;
+using ckpt_bench::Stats;
+using ckpt_bench::stats;
 using clk = std::chrono::steady_clock;
 
 namespace {
-struct Stats {
-  double median = 0, min = 0, max = 0;
-};
-Stats stats(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return {v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2, v.front(), v.back()};
-}
-std::uint64_t parse_size(const std::string& s) {
-  const char u = s.empty() ? '\0' : s.back();
-  const std::uint64_t mul = u == 'G' ? 1ull << 30 : u == 'M' ? 1ull << 20 : u == 'K' ? 1ull << 10 : 1;
-  return std::stoull(mul == 1 ? s : s.substr(0, s.size() - 1)) * mul;
-}
 double ms_since(clk::time_point t0) { return std::chrono::duration<double, std::milli>(clk::now() - t0).count(); }
 std::vector<char> bytes_of(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

@@ -3,6 +3,8 @@
 ckpt_add_test(unit.checkpoint unit/test_checkpoint.cpp)
 ckpt_add_test(unit.manager unit/test_manager.cpp unit/test_manager_restore.cpp unit/test_manager_async.cpp
               unit/test_manager_crash.cpp)
+# The directory backend the manager is tested with is examples/rawdir.hpp.
+target_include_directories(unit.manager PRIVATE ${PROJECT_SOURCE_DIR}/examples)
 
 # The README's CheckpointManager snippet is compiled and run (its own end marker keeps the
 # quick-start snippet's greedy match in tests/CMakeLists.txt from reaching it).

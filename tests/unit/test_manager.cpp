@@ -355,7 +355,7 @@ TEST_CASE("manager: works with the JSON backend and with a directory backend", "
   SECTION("directory checkpoints") {
     ckpt_test::TempDir dir;
     auto o = mt::fast();
-    o.format = Backend::of<mt::dirfmt::format>();
+    o.format = Backend::of<rawdir::format>();  // examples/rawdir.hpp
     o.max_to_keep = 2;
     mt::Model m;
     Checkpoint ck{{"model", m}};
@@ -365,14 +365,14 @@ TEST_CASE("manager: works with the JSON backend and with a directory backend", "
         mt::fill(m, static_cast<float>(s));
         mgr.save(s);
       }
-      CHECK(std::filesystem::is_directory(dir / "ckpt-4.d"));
+      CHECK(std::filesystem::is_directory(dir / "ckpt-4.rawdir"));
       CHECK(mt::steps_on_disk(dir.path()) == Steps{3, 4});
     }
-    std::filesystem::create_directory(dir / "ckpt-9.d.tmp-x");  // an interrupted directory save
+    std::filesystem::create_directory(dir / "ckpt-9.rawdir.tmp-x");  // an interrupted directory save
     mt::WarningCapture w;
     CheckpointManager mgr(dir.path(), ck, o);
     CHECK(w.any_contains("removed 1 temporary file(s)"));
-    CHECK_FALSE(std::filesystem::exists(dir / "ckpt-9.d.tmp-x"));
+    CHECK_FALSE(std::filesystem::exists(dir / "ckpt-9.rawdir.tmp-x"));
     mt::fill(m, 0);
     CHECK(mgr.restore_or_initialize() == 4);
     CHECK(m.w[1] == 5.0f);

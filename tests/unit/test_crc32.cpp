@@ -8,6 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <random>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -99,6 +100,13 @@ TEST_CASE("CrcLane: split equals crc32 for any size, in place and with a buffer 
     const bool shared = total >= CrcLane::min_split_bytes && std::thread::hardware_concurrency() > 1;
     CHECK(sides.size() == (shared ? 2u : total ? 1u : 0u));
     CHECK(threads.size() == sides.size());
+    // split_fill: the same division without checksums; every byte is filled exactly once.
+    std::vector<std::uint8_t> hits(total);
+    lane.split_fill(total, [&](int, std::uint64_t at, std::size_t n) {
+      for (std::size_t k = 0; k < n; ++k) ++hits[static_cast<std::size_t>(at) + k];  // sides own disjoint ranges
+      return std::span<const std::byte>(src.data() + at, n);
+    });
+    CHECK(std::count(hits.begin(), hits.end(), std::uint8_t{1}) == static_cast<std::ptrdiff_t>(total));
     // Each side copies into its own buffer, as verify_entry reads.
     std::vector<std::byte> buf(2 * CrcLane::piece_bytes);
     CHECK(lane.split(total, [&](int side, std::uint64_t at, std::size_t n) {

@@ -154,19 +154,16 @@ class InputArchive {
     const auto& e = entries_.at(i);
     if (dst.size() != e.nbytes) throw mismatch_error("destination size differs", e.path.str(), std::to_string(e.nbytes) + " bytes", std::to_string(dst.size()) + " bytes", path_);
     if (codecs_[i] == detail::Codec::raw) {
-      if (!opts_.verify_checksums()) {
-        if (mapping_) std::memcpy(dst.data(), mapping_->data() + offsets_[i], dst.size());
-        else file_.pread_all(dst, offsets_[i]);
-      } else {  // copy and checksum piece by piece, half on the lane (see CrcLane::split)
-        const std::byte* mapped = mapping_ ? mapping_->data() + offsets_[i] : nullptr;
-        const auto c = crc_.split(dst.size(), [&](int, std::uint64_t at, std::size_t n) {
-          const auto part = dst.subspan(static_cast<std::size_t>(at), n);
-          if (mapped) std::memcpy(part.data(), mapped + at, n);
-          else file_.pread_all(part, offsets_[i] + at);
-          return std::span<const std::byte>(part);
-        });
-        check_crc_value(i, c);
-      }
+      // Copy (and checksum) piece by piece, half on the lane (see CrcLane::split).
+      const std::byte* mapped = mapping_ ? mapping_->data() + offsets_[i] : nullptr;
+      const auto fill = [&](int, std::uint64_t at, std::size_t n) {
+        const auto part = dst.subspan(static_cast<std::size_t>(at), n);
+        if (mapped) std::memcpy(part.data(), mapped + at, n);
+        else file_.pread_all(part, offsets_[i] + at);
+        return std::span<const std::byte>(part);
+      };
+      if (opts_.verify_checksums()) check_crc_value(i, crc_.split(dst.size(), fill));
+      else crc_.split_fill(dst.size(), fill);
     } else {
       std::vector<std::byte> packed(static_cast<std::size_t>(e.stored_nbytes));
       file_.pread_all(packed, offsets_[i]);

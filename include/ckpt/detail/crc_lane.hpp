@@ -76,11 +76,23 @@ class CrcLane {
   /// the exception (the caller's first) leaves.
   template <class Fill>
   std::uint32_t split(std::uint64_t total, Fill&& fill) {
+    return split_impl<true>(total, fill);
+  }
+  /// The same division of work without checksums (unverified eager loads): two threads copy.
+  template <class Fill>
+  void split_fill(std::uint64_t total, Fill&& fill) {
+    (void)split_impl<false>(total, fill);
+  }
+
+ private:
+  template <bool Checksum, class Fill>
+  std::uint32_t split_impl(std::uint64_t total, Fill& fill) {
     const auto run = [&fill](int side, std::uint64_t from, std::uint64_t to) {
       std::uint32_t c = 0;
       for (std::uint64_t at = from; at < to;) {
         const auto n = static_cast<std::size_t>(to - at < piece_bytes ? to - at : piece_bytes);
-        c = crc32_update(c, fill(side, at, n));
+        const std::span<const std::byte> got = fill(side, at, n);
+        if constexpr (Checksum) c = crc32_update(c, got);
         at += n;
       }
       return c;
@@ -106,7 +118,6 @@ class CrcLane {
     return static_cast<std::uint32_t>(::crc32_combine(first, second, static_cast<z_off_t>(total - half)));
   }
 
- private:
   /// Run fn(arg) on the lane; what `arg` points to must outlive the matching join().
   void post(void (*fn)(void*), void* arg) {
     if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });

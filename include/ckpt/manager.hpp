@@ -28,6 +28,7 @@
 #include <vector>              // entries
 
 #include "checkpoint.hpp"     // Checkpoint, RestoreStatus, warn
+#include "detail/lane.hpp"    // two-thread staging copies
 #include "error.hpp"          // io_error, corrupt_error
 #include "manager_index.hpp"  // Backend, retention, index file, lock, open-time cleanup
 
@@ -419,14 +420,22 @@ class CheckpointManager {
     }
     stats_.peak_staged_bytes = std::max(stats_.peak_staged_bytes, in_flight_bytes_ + pooled_bytes_);
   }
-  /// Copy each planned tensor into its buffer and make the state view the copy.
-  static void stage(Job& job, const Plan& plan, std::vector<std::optional<Tensor>>& reuse) {
+  /// Copy each planned tensor into its buffer and make the state view the copy. This is the
+  /// part of an async save the training loop waits for: large tensors are copied by two threads
+  /// (the copy is bound by one core's memory bandwidth, not the machine's).
+  void stage(Job& job, const Plan& plan, std::vector<std::optional<Tensor>>& reuse) {
+    std::lock_guard lk(stage_mu_);
     for (std::size_t i = 0; i < plan.size(); ++i) {
       const auto& [p, n] = plan[i];
       StateDict& node = p.empty() ? job.state : job.state.at(p);
       const Tensor& src = node.tensor();
       Tensor buf = reuse[i] ? std::move(*reuse[i]) : Tensor::empty(DType::u8, {static_cast<std::int64_t>(n)});
-      if (n) std::memcpy(buf.mutable_data(), src.data(), static_cast<std::size_t>(n));
+      std::byte* const dst = buf.mutable_data();
+      const std::byte* const from = src.data();
+      stage_lane_.split_fill(n, [&](int, std::uint64_t at, std::size_t k) {
+        std::memcpy(dst + at, from + at, k);
+        return std::span<const std::byte>(dst + at, k);
+      });
       Tensor copy = Tensor::view_of({src.dtype(), src.shape(), buf.data(), static_cast<std::size_t>(n)}, buf.owner());
       node.tensor() = std::move(copy);
       job.buffers.push_back(std::move(buf));
@@ -577,6 +586,8 @@ class CheckpointManager {
   std::optional<detail::DirLock> lock_;
   std::map<std::string, Backend> other_backends_;
   std::optional<RestoreStatus> last_restore_;
+  std::mutex stage_mu_;      // one staging copy at a time uses the lane
+  detail::Lane stage_lane_;  // copies half of each large tensor while the caller copies the other
 
   mutable std::mutex mu_;  // guards everything below
   ManagerIndex index_;

@@ -45,7 +45,7 @@ TEST_CASE("a 256 MiB StateDict round-trips bit-exact, eager and mmap", "[formats
 
 TEST_CASE("a flipped byte on either side of the split checksum is found by every verified read", "[formats][large]") {
   // Entries of 4 MiB and more are read and checksummed half by this thread, half by the CRC
-  // lane (CrcLane::split); the halves' CRCs are combined. A flip at each edge of each half.
+  // lane (Lane::split); the halves' CRCs are combined. A flip at each edge of each half.
   ckpt_test::TempDir dir;
   const std::size_t n = (std::size_t{9} << 20) + 4097, half = (n / 2) & ~std::size_t{4095};
   StateDict sd;

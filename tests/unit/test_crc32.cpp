@@ -1,10 +1,10 @@
 // Unit tests for ckpt/detail/crc32.hpp: every implementation (PCLMULQDQ, VPCLMULQDQ, zlib) gives
-// zlib's CRC-32 for every length, alignment and starting value; known check values. CrcLane
-// (detail/crc_lane.hpp): checksums computed beside the caller's I/O, or split between the
+// zlib's CRC-32 for every length, alignment and starting value; known check values. Lane
+// (detail/lane.hpp): checksums computed beside the caller's I/O, or split between the
 // caller and the lane, equal the plain CRC; exceptions from either side arrive.
 #include <catch2/catch.hpp>
 #include <ckpt/detail/crc32.hpp>
-#include <ckpt/detail/crc_lane.hpp>
+#include <ckpt/detail/lane.hpp>
 #include <cstring>
 #include <stdexcept>
 #include <random>
@@ -63,24 +63,24 @@ TEST_CASE("crc32: each folding implementation the CPU has equals zlib", "[crc32]
   for (const auto path : paths) CHECK(crc32_update_with(path, 0, buf) == crc32_zlib(0, buf.data(), buf.size()));
 }
 
-TEST_CASE("CrcLane: start/wait equals crc32, above and below the inline threshold", "[crc32][lane]") {
+TEST_CASE("Lane: start/wait equals crc32, above and below the inline threshold", "[crc32][lane]") {
   std::mt19937 g(11);
   std::vector<std::byte> src((std::size_t{5} << 20) + 123);
   for (auto& b : src) b = std::byte(g() & 0xff);
-  CrcLane lane;
+  Lane lane;
   lane.start(0, {src.data(), src.size()});
   CHECK(lane.wait() == crc32(src));
   lane.start(crc32({src.data(), 100}), {src.data() + 100, 10});
   CHECK(lane.wait() == crc32({src.data(), 110}));
 }
 
-TEST_CASE("CrcLane: split equals crc32 for any size, in place and with a buffer per side", "[crc32][lane]") {
+TEST_CASE("Lane: split equals crc32 for any size, in place and with a buffer per side", "[crc32][lane]") {
   std::mt19937 g(13);
   std::vector<std::byte> src((std::size_t{9} << 20) + 123);
   for (auto& b : src) b = std::byte(g() & 0xff);
-  CrcLane lane;
-  for (const std::size_t total : {std::size_t{0}, std::size_t{1}, std::size_t{4095}, CrcLane::piece_bytes + 1, CrcLane::min_split_bytes - 1,
-                                  CrcLane::min_split_bytes, CrcLane::min_split_bytes + 4097, src.size()}) {
+  Lane lane;
+  for (const std::size_t total : {std::size_t{0}, std::size_t{1}, std::size_t{4095}, Lane::piece_bytes + 1, Lane::min_split_bytes - 1,
+                                  Lane::min_split_bytes, Lane::min_split_bytes + 4097, src.size()}) {
     INFO(total << " bytes");
     const auto want = crc32({src.data(), total});
     std::mutex m;
@@ -92,12 +92,12 @@ TEST_CASE("CrcLane: split equals crc32 for any size, in place and with a buffer 
       sides.insert(side);
       threads.insert(std::this_thread::get_id());
       covered += n;
-      CHECK(n <= CrcLane::piece_bytes);
+      CHECK(n <= Lane::piece_bytes);
       return std::span<const std::byte>(src.data() + at, n);
     }) == want);
     CHECK(covered == total);
     // Large entries are shared with the lane (where there is a second CPU); small ones are not.
-    const bool shared = total >= CrcLane::min_split_bytes && std::thread::hardware_concurrency() > 1;
+    const bool shared = total >= Lane::min_split_bytes && std::thread::hardware_concurrency() > 1;
     CHECK(sides.size() == (shared ? 2u : total ? 1u : 0u));
     CHECK(threads.size() == sides.size());
     // split_fill: the same division without checksums; every byte is filled exactly once.
@@ -108,25 +108,25 @@ TEST_CASE("CrcLane: split equals crc32 for any size, in place and with a buffer 
     });
     CHECK(std::count(hits.begin(), hits.end(), std::uint8_t{1}) == static_cast<std::ptrdiff_t>(total));
     // Each side copies into its own buffer, as verify_entry reads.
-    std::vector<std::byte> buf(2 * CrcLane::piece_bytes);
+    std::vector<std::byte> buf(2 * Lane::piece_bytes);
     CHECK(lane.split(total, [&](int side, std::uint64_t at, std::size_t n) {
-      std::byte* dst = buf.data() + static_cast<std::size_t>(side) * CrcLane::piece_bytes;
+      std::byte* dst = buf.data() + static_cast<std::size_t>(side) * Lane::piece_bytes;
       std::memcpy(dst, src.data() + at, n);
       return std::span<const std::byte>(dst, n);
     }) == want);
   }
 }
 
-TEST_CASE("CrcLane: an exception on either side of a split arrives after both sides stopped", "[crc32][lane]") {
+TEST_CASE("Lane: an exception on either side of a split arrives after both sides stopped", "[crc32][lane]") {
   std::vector<std::byte> src(std::size_t{8} << 20, std::byte{7});
-  CrcLane lane;
+  Lane lane;
   for (const int failing : {0, 1}) {
     INFO("side " << failing << " throws");
     std::atomic<int> calls_after{0};
     std::atomic<bool> thrown{false};
     const auto fill = [&](int side, std::uint64_t at, std::size_t n) {
       if (thrown) ++calls_after;
-      if (side == failing && at >= src.size() / 2 - (side ? 0 : CrcLane::piece_bytes) && !thrown.exchange(true)) throw std::runtime_error("read failed");
+      if (side == failing && at >= src.size() / 2 - (side ? 0 : Lane::piece_bytes) && !thrown.exchange(true)) throw std::runtime_error("read failed");
       return std::span<const std::byte>(src.data() + at, n);
     };
     if (std::thread::hardware_concurrency() < 2 && failing == 1) continue;  // no lane: nothing runs as side 1

@@ -4,7 +4,9 @@
 // synchronously); a second save waits its turn; background errors are rethrown; pending
 // saves are committed by the destructor. The background writer is held at a gate (the write
 // hook) so every ordering is forced, never timed.
+#include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -19,6 +21,11 @@ struct Big {
   std::int64_t step = 0;
 };
 CKPT_FIELDS(Big, w, step)
+
+struct Large {
+  Tensor w;
+};
+CKPT_FIELDS(Large, w)
 
 void set_all(Big& b, float v) {
   for (auto& x : b.w.mutable_values<float>()) x = v;
@@ -231,4 +238,26 @@ TEST_CASE("async: tensors viewing a read-only mapping are shared, not staged", "
   mgr.wait_until_finished();
   CHECK(mgr.staging_stats().peak_staged_bytes == 0);
   CHECK(load(dir / "m" / "ckpt-1.ckpt").at("frozen") == sd);
+}
+
+TEST_CASE("async: a tensor large enough to be staged by two threads arrives intact", "[manager][async]") {
+  // Tensors of Lane::min_split_bytes and more are copied half by the caller, half by the lane.
+  ckpt_test::TempDir d;
+  const std::int64_t n = (std::int64_t{9} << 20) + 4097;
+  Large state{ckpt_test::random_tensor(DType::u8, {n}, 21)};
+  const Tensor want = ckpt_test::random_tensor(DType::u8, {n}, 21);
+  Checkpoint ck{{"large", state}};
+  auto o = mt::fast();
+  o.async = true;
+  {
+    CheckpointManager mgr(d.path(), ck, o);
+    mgr.save(1);
+    std::memset(state.w.mutable_data(), 0, state.w.nbytes());  // the caller moves on at once
+    mgr.wait_until_finished();
+    CHECK(mgr.staging_stats().async_saves == 1);
+  }
+  const StateDict back = load(d / "ckpt-1.ckpt");
+  const auto got = back.at(KeyPath{"large", "w"}).tensor().bytes();
+  REQUIRE(got.size() == want.nbytes());
+  CHECK(std::equal(got.begin(), got.end(), want.bytes().begin()));
 }

@@ -17,7 +17,7 @@
 #include "../concepts.hpp"        // archive concepts, EntryInfo
 #include "../detail/codec.hpp"    // raw / zlib tensor codecs
 #include "../detail/crc32.hpp"    // CRC-32 per tensor
-#include "../detail/crc_lane.hpp" // checksums beside write(2)/pread(2)
+#include "../detail/lane.hpp" // checksums beside write(2)/pread(2)
 #include "../detail/endian.hpp"   // header / trailer fields
 #include "../detail/skeleton.hpp" // tree skeleton
 #include "../io/file.hpp"         // AtomicFile, File
@@ -110,7 +110,7 @@ class OutputArchive {
   int level_;
   detail::SkeletonBuilder tree_;
   Value table_ = Value::array();
-  detail::CrcLane crc_;
+  detail::Lane crc_;
 };
 
 /// Reads a .ckpt file. The constructor validates the trailer, footer and tensor table; data is
@@ -154,7 +154,7 @@ class InputArchive {
     const auto& e = entries_.at(i);
     if (dst.size() != e.nbytes) throw mismatch_error("destination size differs", e.path.str(), std::to_string(e.nbytes) + " bytes", std::to_string(dst.size()) + " bytes", path_);
     if (codecs_[i] == detail::Codec::raw) {
-      // Copy (and checksum) piece by piece, half on the lane (see CrcLane::split).
+      // Copy (and checksum) piece by piece, half on the lane (see Lane::split).
       const std::byte* mapped = mapping_ ? mapping_->data() + offsets_[i] : nullptr;
       const auto fill = [&](int, std::uint64_t at, std::size_t n) {
         const auto part = dst.subspan(static_cast<std::size_t>(at), n);
@@ -188,7 +188,7 @@ class InputArchive {
   void verify_entry(std::size_t i) {
     const auto& e = entries_.at(i);
     // A piece-sized buffer per side of the split.
-    const auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(e.stored_nbytes, detail::CrcLane::piece_bytes));
+    const auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(e.stored_nbytes, detail::Lane::piece_bytes));
     std::vector<std::byte> buf(2 * piece);
     const auto c = crc_.split(e.stored_nbytes, [&](int side, std::uint64_t at, std::size_t n) {
       const std::span<std::byte> part(buf.data() + static_cast<std::size_t>(side) * piece, n);
@@ -268,7 +268,7 @@ class InputArchive {
   std::vector<detail::Codec> codecs_;
   Value skeleton_;
   std::shared_ptr<const io::Mapping> mapping_;
-  detail::CrcLane crc_;
+  detail::Lane crc_;
 };
 }  // namespace native
 

@@ -1,10 +1,13 @@
-// ckpt/detail/crc_lane.hpp — checksumming beside I/O. A CrcLane owns one background thread
-// (started on first use) that works while the caller's thread is in write(2) or pread(2):
+// ckpt/detail/lane.hpp — a second thread beside I/O and copies. A Lane owns one background
+// thread (started on first use) that works while the caller's thread is in write(2), pread(2)
+// or memcpy:
 //  - start/wait: the lane checksums a tensor while the caller writes it (saves);
 //  - split: the caller and the lane each read (or copy) one half of an entry in small pieces,
 //    checksumming every piece right after it arrives, while it is still in the core's cache
 //    (eager loads, verify). Reading is then spread over two cores and the checksum costs no
-//    second pass over memory; the two halves' CRCs are joined with crc32_combine.
+//    second pass over memory; the two halves' CRCs are joined with crc32_combine;
+//  - split_fill: the same division without checksums (unverified loads, the manager's staging
+//    copy for async saves).
 // One job is in flight at a time; small jobs run inline, where a hand-off would cost more.
 #pragma once
 
@@ -24,7 +27,7 @@
 
 namespace ckpt::detail {
 
-class CrcLane {
+class Lane {
  public:
   /// start() computes jobs smaller than this inline.
   static constexpr std::size_t min_async_bytes = std::size_t{1} << 20;
@@ -33,10 +36,10 @@ class CrcLane {
   /// split() fills and checksums this much at a time: half a typical L2 cache.
   static constexpr std::size_t piece_bytes = std::size_t{256} << 10;
 
-  CrcLane() = default;
-  CrcLane(const CrcLane&) = delete;
-  CrcLane& operator=(const CrcLane&) = delete;
-  ~CrcLane() {
+  Lane() = default;
+  Lane(const Lane&) = delete;
+  Lane& operator=(const Lane&) = delete;
+  ~Lane() {
     if (!thread_.joinable()) return;
     {
       std::lock_guard lk(m_);
@@ -58,7 +61,7 @@ class CrcLane {
     data_ = data;
     post(
         [](void* self) {
-          auto& l = *static_cast<CrcLane*>(self);
+          auto& l = *static_cast<Lane*>(self);
           l.result_ = crc32_update(l.seed_, l.data_);
         },
         this);

@@ -17,7 +17,7 @@
 #include "../concepts.hpp"        // archive concepts, EntryInfo
 #include "../detail/codec.hpp"    // raw / zlib tensor codecs
 #include "../detail/crc32.hpp"    // CRC-32 per tensor
-#include "../detail/lane.hpp" // checksums beside write(2)/pread(2)
+#include "../detail/lane.hpp"     // checksums and copies on a second thread
 #include "../detail/endian.hpp"   // header / trailer fields
 #include "../detail/skeleton.hpp" // tree skeleton
 #include "../io/file.hpp"         // AtomicFile, File
@@ -73,14 +73,14 @@ class OutputArchive {
     } else {
       // The lane checksums the tensor while this thread writes it: the save costs the larger
       // of the two, not their sum (the bytes are the caller's and stay put meanwhile).
-      crc_.start(0, t.bytes());
+      lane_.start(0, t.bytes());
       try {
         out().write(t.bytes());
       } catch (...) {
-        (void)crc_.wait();
+        (void)lane_.wait();
         throw;
       }
-      crc = crc_.wait();
+      crc = lane_.wait();
     }
     Value e{{"key", p.keys()}, {"dtype", name(t.dtype)}, {"shape", t.shape}, {"offset", off},
             {"nbytes", t.nbytes}, {"stored_nbytes", stored}, {"codec", codec}, {"crc32", crc}};
@@ -110,7 +110,7 @@ class OutputArchive {
   int level_;
   detail::SkeletonBuilder tree_;
   Value table_ = Value::array();
-  detail::Lane crc_;
+  detail::Lane lane_;
 };
 
 /// Reads a .ckpt file. The constructor validates the trailer, footer and tensor table; data is
@@ -162,8 +162,8 @@ class InputArchive {
         else file_.pread_all(part, offsets_[i] + at);
         return std::span<const std::byte>(part);
       };
-      if (opts_.verify_checksums()) check_crc_value(i, crc_.split(dst.size(), fill));
-      else crc_.split_fill(dst.size(), fill);
+      if (opts_.verify_checksums()) check_crc_value(i, lane_.split(dst.size(), fill));
+      else lane_.split_fill(dst.size(), fill);
     } else {
       std::vector<std::byte> packed(static_cast<std::size_t>(e.stored_nbytes));
       file_.pread_all(packed, offsets_[i]);
@@ -177,7 +177,7 @@ class InputArchive {
     if (mapping_ && codecs_[i] == detail::Codec::raw) {
       TensorView v{e.dtype, e.shape, mapping_->data() + offsets_[i], static_cast<std::size_t>(e.nbytes)};
       if (opts_.verify_checksums())  // page faults and checksum on both threads
-        check_crc_value(i, crc_.split(v.nbytes, [&](int, std::uint64_t at, std::size_t n) { return v.bytes().subspan(static_cast<std::size_t>(at), n); }));
+        check_crc_value(i, lane_.split(v.nbytes, [&](int, std::uint64_t at, std::size_t n) { return v.bytes().subspan(static_cast<std::size_t>(at), n); }));
       return Tensor::view_of(v, mapping_);
     }
     Tensor t = Tensor::empty(e.dtype, e.shape);
@@ -190,7 +190,7 @@ class InputArchive {
     // A piece-sized buffer per side of the split.
     const auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(e.stored_nbytes, detail::Lane::piece_bytes));
     std::vector<std::byte> buf(2 * piece);
-    const auto c = crc_.split(e.stored_nbytes, [&](int side, std::uint64_t at, std::size_t n) {
+    const auto c = lane_.split(e.stored_nbytes, [&](int side, std::uint64_t at, std::size_t n) {
       const std::span<std::byte> part(buf.data() + static_cast<std::size_t>(side) * piece, n);
       file_.pread_all(part, offsets_[i] + at);
       return std::span<const std::byte>(part);
@@ -268,7 +268,7 @@ class InputArchive {
   std::vector<detail::Codec> codecs_;
   Value skeleton_;
   std::shared_ptr<const io::Mapping> mapping_;
-  detail::Lane crc_;
+  detail::Lane lane_;
 };
 }  // namespace native
 

@@ -2,7 +2,9 @@
 // full write/pread loops (EINTR, short writes), errors that carry path and errno, fsync of a
 // file and of its parent directory, buffered sequential writers, and AtomicFile — write to
 // `name.tmp-<random>`, fsync, rename over the final name, fsync the directory — which every
-// save goes through, so a failed or killed save never damages the previous file.
+// save goes through, so a failed or killed save never damages the previous file. Saves start
+// writeback as they go (durable ones, and ones that replace a file) and hand the page cache of
+// the file they replace to the new one (drop_cached_pages).
 #pragma once
 
 #include <fcntl.h>     // open flags, sync_file_range, posix_fadvise
@@ -11,8 +13,8 @@
 
 #include <cerrno>       // errno
 #include <cstddef>      // std::byte
-#include <cstdint>      // offsets
 #include <algorithm>    // std::min
+#include <cstdint>      // offsets
 #include <cstring>      // std::memcpy
 #include <filesystem>   // paths
 #include <functional>   // fault hook
@@ -196,12 +198,13 @@ class Writer {
   }
 };
 
-/// Durable writers start writeback every this many bytes (see File::start_writeback).
+/// Durable saves, and saves that replace a file, start writeback every this many bytes (see
+/// File::start_writeback and AtomicFile).
 inline constexpr std::size_t writeback_bytes = std::size_t{16} << 20;
 
 /// Buffered writer on a File: small writes are gathered in a buffer, large ones go straight
 /// to write(2) so big tensors are not copied. With `writeback_every` > 0 it writes large data in
-/// pieces of that size and starts the disk writing each one (durable saves).
+/// pieces of that size and starts the disk writing each one.
 class FileWriter final : public Writer {
  public:
   explicit FileWriter(File& f, std::size_t buffer_bytes = std::size_t{1} << 20, std::size_t writeback_every = 0)

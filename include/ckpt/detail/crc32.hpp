@@ -36,7 +36,7 @@ inline std::uint32_t crc32_zlib(std::uint32_t crc, const std::byte* p, std::size
 /// bits and shifted left by one, as the reflected PCLMULQDQ method uses them. Folding a 128-bit
 /// lane forward by d bits multiplies its low half by fold_constant(d + 32) and its high half by
 /// fold_constant(d - 32).
-consteval std::uint64_t fold_constant(unsigned n) {
+constexpr std::uint64_t fold_constant(unsigned n) {
   std::uint64_t r = 1;  // x^0, normal bit order, P(x) = x^32 + 0x04C11DB7
   for (unsigned i = 0; i < n; ++i) {
     r <<= 1;
@@ -51,6 +51,14 @@ consteval std::uint64_t fold_constant(unsigned n) {
 static_assert(fold_constant(512 + 32) == 0x0154442bd4 && fold_constant(512 - 32) == 0x01c6e41596);
 static_assert(fold_constant(128 + 32) == 0x01751997d0 && fold_constant(128 - 32) == 0x00ccaa009e);
 
+/// The two constants that fold a 128-bit lane forward by `d` bits, as one register (low half
+/// for the lane's low 64 bits, high half for its high 64 bits).
+template <unsigned d>
+inline __m128i crc32_fold_k() {  // SSE2: part of x86-64
+  constexpr auto lo = static_cast<long long>(fold_constant(d + 32)), hi = static_cast<long long>(fold_constant(d - 32));
+  return _mm_set_epi64x(hi, lo);
+}
+
 /// acc·x^128 mod P folded onto `next` (k holds the two 128-bit fold constants).
 __attribute__((target("pclmul,sse4.1"))) inline __m128i crc32_fold128(__m128i acc, __m128i k, __m128i next) {
   return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(acc, k, 0x11), _mm_clmulepi64_si128(acc, k, 0x00)), next);
@@ -62,7 +70,7 @@ __attribute__((target("pclmul,sse4.1"))) inline std::uint32_t crc32_finish(__m12
   static constexpr std::uint64_t k5 = fold_constant(64);
   static constexpr std::uint64_t poly = 0x01db710641, mu = 0x01f7011641;  // P(x)' and floor(x^64 / P(x))'
   auto load = [](const std::byte* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
-  __m128i k = _mm_set_epi64x(static_cast<long long>(fold_constant(128 - 32)), static_cast<long long>(fold_constant(128 + 32)));
+  __m128i k = crc32_fold_k<128>();
   while (n >= 16) {
     x1 = crc32_fold128(x1, k, load(p));
     p += 16;
@@ -89,7 +97,7 @@ __attribute__((target("pclmul,sse4.1"))) inline std::uint32_t crc32_fold_pclmul(
   auto load = [](const std::byte* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };  // SSE2 only
   __m128i x1 = _mm_xor_si128(load(p), _mm_cvtsi32_si128(static_cast<int>(state)));
   __m128i x2 = load(p + 16), x3 = load(p + 32), x4 = load(p + 48);
-  __m128i k = _mm_set_epi64x(static_cast<long long>(fold_constant(512 - 32)), static_cast<long long>(fold_constant(512 + 32)));
+  __m128i k = crc32_fold_k<512>();
   p += 64;
   n -= 64;
   while (n >= 64) {  // four independent lanes, 64 bytes per step
@@ -100,7 +108,7 @@ __attribute__((target("pclmul,sse4.1"))) inline std::uint32_t crc32_fold_pclmul(
     p += 64;
     n -= 64;
   }
-  k = _mm_set_epi64x(static_cast<long long>(fold_constant(128 - 32)), static_cast<long long>(fold_constant(128 + 32)));
+  k = crc32_fold_k<128>();
   x1 = crc32_fold128(x1, k, x2);  // four lanes into one
   x1 = crc32_fold128(x1, k, x3);
   x1 = crc32_fold128(x1, k, x4);
@@ -116,7 +124,7 @@ __attribute__((target("avx2,vpclmulqdq"))) inline __m256i crc32_fold256(__m256i 
 /// The same with 256-bit VPCLMULQDQ (AVX2): eight 128-bit lanes in four registers, 128 bytes
 /// per step, twice the work per instruction. Requires n >= 128, n % 16 == 0.
 __attribute__((target("avx2,vpclmulqdq,pclmul,sse4.1"))) inline std::uint32_t crc32_fold_vpclmul(std::uint32_t state, const std::byte* p, std::size_t n) {
-  const auto k1 = static_cast<long long>(fold_constant(1024 + 32)), k2 = static_cast<long long>(fold_constant(1024 - 32));
+  constexpr auto k1 = static_cast<long long>(fold_constant(1024 + 32)), k2 = static_cast<long long>(fold_constant(1024 - 32));
   const __m256i k = _mm256_set_epi64x(k2, k1, k2, k1);
   const __m256i* in = reinterpret_cast<const __m256i*>(p);
   __m256i y1 = _mm256_xor_si256(_mm256_loadu_si256(in), _mm256_setr_epi32(static_cast<int>(state), 0, 0, 0, 0, 0, 0, 0));
@@ -132,7 +140,7 @@ __attribute__((target("avx2,vpclmulqdq,pclmul,sse4.1"))) inline std::uint32_t cr
     n -= 128;
   }
   // Eight lanes, in message order, into one.
-  const __m128i k128 = _mm_set_epi64x(static_cast<long long>(fold_constant(128 - 32)), static_cast<long long>(fold_constant(128 + 32)));
+  const __m128i k128 = crc32_fold_k<128>();
   __m128i x = _mm256_castsi256_si128(y1);
   x = crc32_fold128(x, k128, _mm256_extracti128_si256(y1, 1));
   x = crc32_fold128(x, k128, _mm256_castsi256_si128(y2));

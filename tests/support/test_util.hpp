@@ -2,15 +2,20 @@
 // tensors of any dtype, and file byte edits.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <ckpt/ckpt.hpp>
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -105,6 +110,42 @@ inline void rewrite_native_footer(const fs::path& p, const std::function<void(ck
   std::memcpy(tr.data() + 20, b.data() + b.size() - 12, 12);
   out.insert(out.end(), tr.begin(), tr.end());
   write_bytes(p, out);
+}
+
+/// Pages of `p` in the page cache (mincore over a read-only mapping; it reads nothing in).
+inline std::size_t resident_pages(const fs::path& p) {
+  const auto size = static_cast<std::size_t>(fs::file_size(p));
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("resident_pages: cannot open " + p.string());
+  void* m = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (m == MAP_FAILED) throw std::runtime_error("resident_pages: cannot map " + p.string());
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> vec((size + page - 1) / page);
+  const int rc = ::mincore(m, size, vec.data());
+  ::munmap(m, size);
+  if (rc != 0) throw std::runtime_error("resident_pages: mincore failed on " + p.string());
+  return static_cast<std::size_t>(std::count_if(vec.begin(), vec.end(), [](unsigned char c) { return c & 1; }));
+}
+
+/// Whether the filesystem holding `dir` drops cached pages on POSIX_FADV_DONTNEED (tmpfs does
+/// not: its pages are the file), tried on a control file.
+inline bool dontneed_drops_pages(const fs::path& dir) {
+  const auto control = dir / "dontneed-control.bin";
+  {
+    std::ofstream(control, std::ios::binary) << std::string(std::size_t{4} << 20, 'x');
+  }
+  std::ifstream(control, std::ios::binary).ignore(std::numeric_limits<std::streamsize>::max());
+  const std::size_t before = resident_pages(control);
+  const int fd = ::open(control.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fdatasync(fd);  // only clean pages can be dropped
+    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+  }
+  const bool drops = before > 0 && resident_pages(control) < before / 4;
+  fs::remove(control);
+  return drops;
 }
 
 }  // namespace ckpt_test

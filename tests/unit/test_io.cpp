@@ -95,22 +95,7 @@ TEST_CASE("mapped tensors keep the mapping alive after the reader is gone", "[io
   CHECK(t == sd.at("a").tensor());
 }
 
-namespace {
-/// Pages of `p` in the page cache (mincore over a read-only mapping).
-std::size_t resident_pages(const fs::path& p) {
-  const auto size = static_cast<std::size_t>(fs::file_size(p));
-  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  void* m = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-  ::close(fd);
-  REQUIRE(m != MAP_FAILED);
-  const long page = ::sysconf(_SC_PAGESIZE);
-  std::vector<unsigned char> vec((size + static_cast<std::size_t>(page) - 1) / static_cast<std::size_t>(page));
-  REQUIRE(::mincore(m, size, vec.data()) == 0);
-  ::munmap(m, size);
-  return static_cast<std::size_t>(std::count_if(vec.begin(), vec.end(), [](unsigned char c) { return c & 1; }));
-}
-}  // namespace
+using ckpt_test::resident_pages;
 
 TEST_CASE("durable writers hand large data to write(2) in writeback-sized pieces; the bytes are the same", "[io]") {
   ckpt_test::TempDir dir;
@@ -174,19 +159,7 @@ TEST_CASE("a save over an existing file first drops that file's page cache, and 
   {
     io::AtomicFile f(p);  // the constructor drops the old file's cached pages
     const std::size_t after = resident_pages(p);  // (mincore does not read pages in)
-    // Control: does this filesystem drop pages on POSIX_FADV_DONTNEED at all? (tmpfs cannot:
-    // its pages are the file.) Where it does, the AtomicFile must have done it.
-    const auto control = dir / "control.bin";
-    save(control, a);
-    (void)io::read_file(control);
-    const std::size_t control_before = resident_pages(control);
-    {
-      const int fd = ::open(control.c_str(), O_RDONLY | O_CLOEXEC);
-      REQUIRE(fd >= 0);
-      REQUIRE(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
-      ::close(fd);
-    }
-    if (control_before == 0 || resident_pages(control) >= control_before / 4) {
+    if (!ckpt_test::dontneed_drops_pages(dir.path())) {  // a control file decides
       WARN("this filesystem keeps pages on POSIX_FADV_DONTNEED (tmpfs?): the drop is not observable here");
     } else {
       CHECK(before > 0);

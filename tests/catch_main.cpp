@@ -1,3 +1,9 @@
-// Catch2 v2 main, compiled once and linked into every test program.
-#define CATCH_CONFIG_MAIN
+// The one main of every test program, for Catch2 v2 and v3 alike.
+#if CKPT_CATCH2_MAJOR >= 3
+#include <catch2/catch_session.hpp>
+#else
+#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+#endif
+
+int main(int argc, char* argv[]) { return Catch::Session().run(argc, argv); }

@@ -1,6 +1,6 @@
 // Bad-input tests per reader: truncation at every length, wrong magic, flipped checksums,
 // absurd sizes, hostile trees — each must raise the specific exception type, never crash.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 
 #include "test_util.hpp"

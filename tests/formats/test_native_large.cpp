@@ -1,6 +1,6 @@
 // The 256 MiB case from the foundation issue: bit-exact through eager and mmap loads, and a
 // flipped payload byte deep inside is reported as corrupt_error naming the tensor.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 
 #include "test_util.hpp"

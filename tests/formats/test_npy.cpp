@@ -2,7 +2,7 @@
 // .npy round trips for every dtype and format version, the bf16/float8 raw-bits convention,
 // hostile headers, and .npz specifics (codecs, mmap, CRCs, foreign archives, the stored tree).
 // The full-tree round trip of .npz is in test_roundtrip.cpp.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 #include <ckpt/io/memory.hpp>
 
@@ -158,7 +158,7 @@ TEST_CASE("npy: hostile headers raise the specific error without big allocations
       load_as<npy_format>(p);
       FAIL("no error for " << fragment);
     } catch (const E& e) {
-      CHECK_THAT(e.what(), Catch::Contains(fragment));
+      CHECK_THAT(e.what(), ckpt_test::Contains(fragment));
       CHECK(e.path() == p.string());
     }
   };

@@ -3,7 +3,7 @@
 // JSON -> pickle -> objects round trips, and hostile input: forbidden globals (the classic
 // os.system __reduce__ payload in three protocols), instantiation opcodes, memo/stack/mark/
 // work limits, truncation at every length, absurd lengths, invalid UTF-8.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/detail/pickle_write.hpp>
 #include <ckpt/detail/unpickle.hpp>
 
@@ -99,7 +99,7 @@ TEST_CASE("unpickle: integers at every encoding boundary, and > 64 bits refused"
   CHECK(v[9] == -2147483648LL);
   CHECK(v[10] == 2147483648LL);
   const auto msg = error_of<format_error>("\x80\x02\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01\x2e"sv);  // 2**64
-  CHECK_THAT(msg, Catch::Contains("does not fit in 64 bits"));
+  CHECK_THAT(msg, ckpt_test::Contains("does not fit in 64 bits"));
 }
 
 TEST_CASE("unpickle: memo, DUP, POP, POP_MARK, DICT, LIST, shared references", "[pickle]") {
@@ -142,7 +142,7 @@ TEST_CASE("unpickle: OrderedDict through REDUCE, NEWOBJ and STACK_GLOBAL; its BU
   CHECK(unpickle("ccollections\nOrderedDict\n)\x81."sv) == Value{{"dict", Value::array()}, {"ordered", true}});
   // a module state_dict: OrderedDict + BUILD {'_metadata': ...}
   CHECK(unpickle("ccollections\nOrderedDict\n)R}X\x09\x00\x00\x00_metadataK\x01sb."sv) == Value{{"dict", Value::array()}, {"ordered", true}});
-  CHECK_THAT(error_of<format_error>("]}b."sv), Catch::Contains("BUILD"));
+  CHECK_THAT(error_of<format_error>("]}b."sv), ckpt_test::Contains("BUILD"));
 }
 
 TEST_CASE("unpickle: os.system __reduce__ payloads are refused, naming the global, and nothing runs", "[pickle][security]") {
@@ -150,35 +150,35 @@ TEST_CASE("unpickle: os.system __reduce__ payloads are refused, naming the globa
   std::filesystem::remove(marker);
   for (auto bytes : {evil0, evil2, evil4}) {
     const auto msg = error_of<format_error>(bytes);
-    CHECK_THAT(msg, Catch::Contains("posix.system") && Catch::Contains("not allowed") && Catch::Contains("test.pkl"));
+    CHECK_THAT(msg, ckpt_test::Contains("posix.system") && ckpt_test::Contains("not allowed") && ckpt_test::Contains("test.pkl"));
   }
   CHECK_FALSE(std::filesystem::exists(marker));
-  CHECK_THAT(error_of<format_error>("cbuiltins\neval\n."sv), Catch::Contains("builtins.eval"));
-  CHECK_THAT(error_of<format_error>("c__builtin__\nexec\n."sv), Catch::Contains("builtins.exec"));
-  CHECK_THAT(error_of<format_error>("\x80\x04\x8c\x02os\x8c\x06system\x93."sv), Catch::Contains("os.system"));
+  CHECK_THAT(error_of<format_error>("cbuiltins\neval\n."sv), ckpt_test::Contains("builtins.eval"));
+  CHECK_THAT(error_of<format_error>("c__builtin__\nexec\n."sv), ckpt_test::Contains("builtins.exec"));
+  CHECK_THAT(error_of<format_error>("\x80\x04\x8c\x02os\x8c\x06system\x93."sv), ckpt_test::Contains("os.system"));
   // instantiation, extension registry, persistent ids without hooks, calling a non-global
-  CHECK_THAT(error_of<format_error>("(ios\nsystem\n."sv), Catch::Contains("INST"));
-  CHECK_THAT(error_of<format_error>("(K\x01o."sv), Catch::Contains("OBJ"));
-  CHECK_THAT(error_of<format_error>("\x82\x01."sv), Catch::Contains("EXT1"));
-  CHECK_THAT(error_of<format_error>("K\x01Q."sv), Catch::Contains("persistent"));
-  CHECK_THAT(error_of<format_error>("])R."sv), Catch::Contains("cannot call"));
-  CHECK_THAT(error_of<format_error>("\x8f."sv), Catch::Contains("sets"));
+  CHECK_THAT(error_of<format_error>("(ios\nsystem\n."sv), ckpt_test::Contains("INST"));
+  CHECK_THAT(error_of<format_error>("(K\x01o."sv), ckpt_test::Contains("OBJ"));
+  CHECK_THAT(error_of<format_error>("\x82\x01."sv), ckpt_test::Contains("EXT1"));
+  CHECK_THAT(error_of<format_error>("K\x01Q."sv), ckpt_test::Contains("persistent"));
+  CHECK_THAT(error_of<format_error>("])R."sv), ckpt_test::Contains("cannot call"));
+  CHECK_THAT(error_of<format_error>("\x8f."sv), ckpt_test::Contains("sets"));
 }
 
 TEST_CASE("unpickle: malformed input is a format_error with the offset, never a crash", "[pickle][bad]") {
   CHECK_THROWS_AS(unpickle(""sv), format_error);
-  CHECK_THAT(error_of<format_error>("\x80\x02K\x01"sv), Catch::Contains("truncated"));
-  CHECK_THAT(error_of<format_error>("."sv), Catch::Contains("underflow"));
-  CHECK_THAT(error_of<format_error>("K\x01K\x02."sv), Catch::Contains("left on the stack"));
-  CHECK_THAT(error_of<format_error>("h\x05."sv), Catch::Contains("never stored"));
-  CHECK_THAT(error_of<format_error>("e."sv), Catch::Contains("MARK"));
-  CHECK_THAT(error_of<format_error>("\x80\x09."sv), Catch::Contains("protocol 9"));
-  CHECK_THAT(error_of<format_error>("\xff."sv), Catch::Contains("0xff"));
-  CHECK_THAT(error_of<format_error>("X\x02\x00\x00\x00\xc3\x28."sv), Catch::Contains("UTF-8"));
-  CHECK_THAT(error_of<format_error>("K\x01K\x02K\x03s."sv), Catch::Contains("SETITEM on a int"));
+  CHECK_THAT(error_of<format_error>("\x80\x02K\x01"sv), ckpt_test::Contains("truncated"));
+  CHECK_THAT(error_of<format_error>("."sv), ckpt_test::Contains("underflow"));
+  CHECK_THAT(error_of<format_error>("K\x01K\x02."sv), ckpt_test::Contains("left on the stack"));
+  CHECK_THAT(error_of<format_error>("h\x05."sv), ckpt_test::Contains("never stored"));
+  CHECK_THAT(error_of<format_error>("e."sv), ckpt_test::Contains("MARK"));
+  CHECK_THAT(error_of<format_error>("\x80\x09."sv), ckpt_test::Contains("protocol 9"));
+  CHECK_THAT(error_of<format_error>("\xff."sv), ckpt_test::Contains("0xff"));
+  CHECK_THAT(error_of<format_error>("X\x02\x00\x00\x00\xc3\x28."sv), ckpt_test::Contains("UTF-8"));
+  CHECK_THAT(error_of<format_error>("K\x01K\x02K\x03s."sv), ckpt_test::Contains("SETITEM on a int"));
   // a declared length of 4 GiB in a 10-byte input: refused before allocating
-  CHECK_THAT(error_of<format_error>("X\xff\xff\xff\xff"sv), Catch::Contains("truncated (4294967295 bytes needed"));
-  CHECK_THAT(error_of<format_error>("\x8d\xff\xff\xff\xff\xff\xff\xff\xff"sv), Catch::Contains("truncated"));
+  CHECK_THAT(error_of<format_error>("X\xff\xff\xff\xff"sv), ckpt_test::Contains("truncated (4294967295 bytes needed"));
+  CHECK_THAT(error_of<format_error>("\x8d\xff\xff\xff\xff\xff\xff\xff\xff"sv), ckpt_test::Contains("truncated"));
   try {
     unpickle("\x80\x02K\x01Z."sv);
     FAIL("no throw");
@@ -198,21 +198,21 @@ TEST_CASE("unpickle: malformed input is a format_error with the offset, never a 
 TEST_CASE("unpickle: memo, stack, MARK nesting, objects and work are bounded", "[pickle][bad]") {
   Limits lim;
   lim.max_memo = 4;
-  CHECK_THAT(error_of<format_error>("K\x01q\x00q\x01q\x02q\x03q\x04."sv, lim), Catch::Contains("memo larger than 4"));
+  CHECK_THAT(error_of<format_error>("K\x01q\x00q\x01q\x02q\x03q\x04."sv, lim), ckpt_test::Contains("memo larger than 4"));
   lim = {};
   lim.max_marks = 3;
-  CHECK_THAT(error_of<format_error>("(((((."sv, lim), Catch::Contains("MARKs nested deeper than 3"));
+  CHECK_THAT(error_of<format_error>("(((((."sv, lim), ckpt_test::Contains("MARKs nested deeper than 3"));
   lim = {};
   lim.max_stack = 3;
-  CHECK_THAT(error_of<format_error>("NNNNN."sv, lim), Catch::Contains("stack deeper than 3"));
+  CHECK_THAT(error_of<format_error>("NNNNN."sv, lim), ckpt_test::Contains("stack deeper than 3"));
   lim = {};
   lim.max_objects = 3;
-  CHECK_THAT(error_of<format_error>("NNNNN."sv, lim), Catch::Contains("more than 3 objects"));
+  CHECK_THAT(error_of<format_error>("NNNNN."sv, lim), ckpt_test::Contains("more than 3 objects"));
   lim = {};
   lim.max_work = 10;
   std::string dups = "N";
   for (int i = 0; i < 20; ++i) dups += "20";  // DUP POP: no growth, only work
-  CHECK_THAT(error_of<format_error>(dups + ".", lim), Catch::Contains("too much work"));
+  CHECK_THAT(error_of<format_error>(dups + ".", lim), ckpt_test::Contains("too much work"));
   // a list that contains itself is fine for the unpickler (consumers bound their recursion)
   Hooks hooks;
   const auto b = B("]q\x00h\x00\x61."sv);

@@ -1,7 +1,7 @@
 // Round-trip tests templated over every backend: every dtype × shapes {0-d, empty, 1-D, 4-D},
 // seeded random data, nested trees with dotted keys, containers and value leaves; eager and
 // mmap loads where the backend has them.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 
 #include "test_util.hpp"

@@ -1,7 +1,7 @@
 // safetensors: golden bytes (written by tests/interop/safetensors_spec.py from the spec and
 // our documented conventions), one bad file per validation rule, mmap alignment, the sharded
 // layout, and — when ../shared/fixtures exists — files written by Hugging Face's own libraries.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 
 #include "test_util.hpp"
@@ -132,7 +132,7 @@ TEST_CASE("safetensors: each validation rule has a bad file that raises a specif
       load_as<safetensors_format>(e.path());
       FAIL("no error");
     } catch (const format_error& x) {
-      CHECK_THAT(x.what(), Catch::Contains(rules.at(stem)));
+      CHECK_THAT(x.what(), ckpt_test::Contains(rules.at(stem)));
       CHECK(x.path() == e.path().string());
       ++seen;
     }

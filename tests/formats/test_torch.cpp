@@ -3,7 +3,7 @@
 // weights, and hand-built torch.save files (built here with the zip writer and the pickler)
 // for strided views, big-endian storages, deflated members, other folder names, v3 tensors —
 // plus hostile and damaged files, each of which must raise the specific exception.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 #include <ckpt/io/memory.hpp>
 
@@ -400,33 +400,33 @@ TEST_CASE("pt: hostile and damaged files raise the specific error", "[formats][t
     pk.tuple_n(1);
     pk.reduce();
   });
-  CHECK_THAT(error_of<format_error>(p), Catch::Contains("'os.system'") && Catch::Contains("not allowed"));
+  CHECK_THAT(error_of<format_error>(p), ckpt_test::Contains("'os.system'") && ckpt_test::Contains("not allowed"));
   CHECK_FALSE(std::filesystem::exists("/tmp/ckpt-evil-pt"));
   // views outside their storage, overflowing strides, expand()-style overlap
   with([&](Pickler& pk) { t4(pk, 2, {3}, {1}); });
-  CHECK_THAT(error_of<format_error>(p), Catch::Contains("past the end of its storage") && Catch::Contains("'x'"));
+  CHECK_THAT(error_of<format_error>(p), ckpt_test::Contains("past the end of its storage") && ckpt_test::Contains("'x'"));
   with([&](Pickler& pk) { t4(pk, 0, {2, 2}, {INT64_MAX, 1}); });
   CHECK_THROWS_AS(load(p), format_error);
   with([&](Pickler& pk) { t4(pk, 0, {1000}, {0}); });
-  CHECK_THAT(error_of<unsupported_error>(p), Catch::Contains("more elements than its storage") && Catch::Contains("'x'"));
+  CHECK_THAT(error_of<unsupported_error>(p), ckpt_test::Contains("more elements than its storage") && ckpt_test::Contains("'x'"));
   with([&](Pickler& pk) { t4(pk, 5, {0}, {1}); });
   CHECK_THROWS_AS(load(p), format_error);
   // storage record missing, or of another size than declared
   with([](Pickler& pk) { pk.string("x"); tensor(pk, "FloatStorage", "9", 4, 0, {4}, {1}); });
-  CHECK_THAT(error_of<format_error>(p), Catch::Contains("storage record missing"));
+  CHECK_THAT(error_of<format_error>(p), ckpt_test::Contains("storage record missing"));
   with([](Pickler& pk) { pk.string("x"); tensor(pk, "FloatStorage", "0", 5, 0, {4}, {1}); });
-  CHECK_THAT(error_of<format_error>(p), Catch::Contains("size differs"));
+  CHECK_THAT(error_of<format_error>(p), ckpt_test::Contains("size differs"));
   // values the StateDict cannot hold
   with([](Pickler& pk) { pk.string("x"); pk.empty_dict(); pk.mark(); pk.integer(1); pk.none(); pk.string("a"); pk.none(); pk.setitems(); });
-  CHECK_THAT(error_of<unsupported_error>(p), Catch::Contains("mixes int and str keys") && Catch::Contains("'x'"));
+  CHECK_THAT(error_of<unsupported_error>(p), ckpt_test::Contains("mixes int and str keys") && ckpt_test::Contains("'x'"));
   with([](Pickler& pk) { pk.string("x"); pk.empty_dict(); pk.none(); pk.none(); pk.mark(); pk.setitems(); });
   CHECK_THROWS_AS(load(p), format_error);  // SETITEMS onto None
   with([](Pickler& pk) { pk.string("x"); pk.global("_codecs", "encode"); pk.string("ab"); pk.string("latin1"); pk.tuple_n(2); pk.reduce(); });
-  CHECK_THAT(error_of<unsupported_error>(p), Catch::Contains("bytes"));
+  CHECK_THAT(error_of<unsupported_error>(p), ckpt_test::Contains("bytes"));
   with([](Pickler& pk) { pk.string("x"); pk.global("torch", "float32"); });
-  CHECK_THAT(error_of<unsupported_error>(p), Catch::Contains("global 'torch.float32'"));
+  CHECK_THAT(error_of<unsupported_error>(p), ckpt_test::Contains("global 'torch.float32'"));
   with([](Pickler& pk) { pk.string("x"); pk.global("torch", "FloatStorage"); pk.tuple_n(0); pk.reduce(); });
-  CHECK_THAT(error_of<format_error>(p), Catch::Contains("cannot be called"));
+  CHECK_THAT(error_of<format_error>(p), ckpt_test::Contains("cannot be called"));
   // a list of 16 references to a list of 16 references ... expands past the value budget
   {  // billion laughs: 8 levels of lists holding 16 references to the level below (16^8 values)
     std::string s = "\x80\x02}X\x01\x00\x00\x00" "x]q\x00(K\x01K\x02" "e0"s;
@@ -437,23 +437,23 @@ TEST_CASE("pt: hostile and damaged files raise the specific error", "[formats][t
     }
     s += "h\x08s."s;
     f.write(p, B(s));
-    CHECK_THAT(error_of<format_error>(p), Catch::Contains("expands to more than"));
+    CHECK_THAT(error_of<format_error>(p), ckpt_test::Contains("expands to more than"));
   }
   f.write(p, B("\x80\x02}X\x01\x00\x00\x00x]q\x00h\x00\x61s."sv));  // a list that contains itself
-  CHECK_THAT(error_of<format_error>(p), Catch::Contains("nested deeper than"));
+  CHECK_THAT(error_of<format_error>(p), ckpt_test::Contains("nested deeper than"));
   // container-level damage
   PtFile g = f;
   g.byteorder = "middle";
   g.write(p, dict_pickle([](Pickler&) {}));
-  CHECK_THAT(error_of<format_error>(p), Catch::Contains("byteorder"));
+  CHECK_THAT(error_of<format_error>(p), ckpt_test::Contains("byteorder"));
   g = f;
   g.extra = {{"other/data.pkl", B("\x80\x02}.")}};
   g.write(p, dict_pickle([](Pickler&) {}));
-  CHECK_THAT(error_of<format_error>(p), Catch::Contains("more than one data.pkl"));
+  CHECK_THAT(error_of<format_error>(p), ckpt_test::Contains("more than one data.pkl"));
   g = f;
   g.extra = {{"archive/constants.pkl", B("\x80\x02).")}};
   g.write(p, dict_pickle([](Pickler&) {}));
-  CHECK_THAT(error_of<unsupported_error>(p), Catch::Contains("TorchScript"));
+  CHECK_THAT(error_of<unsupported_error>(p), ckpt_test::Contains("TorchScript"));
   {  // an .npz-like zip is neither sniffed as pt nor readable as one
     io::MemoryWriter mw;
     detail::zip::Writer z(mw);

@@ -2,7 +2,7 @@
 // pre-1.6 legacy files), each compared with the values torch itself reads from it
 // (NAME.expected.npz / NAME.expected.json), then written back by ckpt and read again.
 // Registered only when the fixtures folder exists (tests/torch.cmake).
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 
 #include "test_util.hpp"

@@ -1,7 +1,7 @@
 // detail/zip.hpp: round trips (stored, deflated, aligned, data descriptors, zip64 by flag and by
 // member count), partial reads, and one hostile archive per rule the reader enforces — built
 // byte by byte here, so each test breaks exactly one rule.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/detail/zip.hpp>
 #include <ckpt/io/memory.hpp>
 
@@ -266,7 +266,7 @@ TEST_CASE("zip: hostile archives break one rule each and raise the specific erro
       Reader r(p);
       FAIL("no error for " << fragment);
     } catch (const format_error& e) {
-      CHECK_THAT(e.what(), Catch::Contains(fragment));
+      CHECK_THAT(e.what(), ckpt_test::Contains(fragment));
       CHECK(e.path() == p.string());
     }
   };

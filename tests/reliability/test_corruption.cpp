@@ -3,7 +3,7 @@
 // ckpt::error or yield exactly the original values (a flip in padding or an unused field) —
 // never crash (the asan preset runs this), and in formats with checksums never yield silently
 // different tensors.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 
 #include "test_util.hpp"

@@ -1,7 +1,7 @@
 // Resource limits, every reader: headers that claim 2^62 elements (or 2^62 bytes) must raise a
 // format_error naming the file, and no reader may allocate anything near what they claim —
 // the largest single allocation while loading is measured by a replaced operator new.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 #include <ckpt/io/memory.hpp>
 

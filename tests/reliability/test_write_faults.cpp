@@ -3,7 +3,7 @@
 // must raise io_error with the errno and a path naming the temporary; nothing may appear under
 // the final name; a previous checkpoint there must keep its bytes and still load; and no
 // temporary may be left behind. Directory formats count k across all the files they write.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 #include <map>
 #include <random>

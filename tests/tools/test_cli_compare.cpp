@@ -1,6 +1,6 @@
 // The ckpt tool's `diff`, `verify` and `convert`, and `ls` / `verify` on a CheckpointManager
 // directory, on checkpoints written by the library; JSON output parsed, exit codes checked.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 
 #include <cmath>
 #include <cstring>

@@ -1,7 +1,7 @@
 // The ckpt tool's read-only commands on checkpoints written by the library: `ls`, `info`,
 // `stats` and `formats` (JSON output parsed and checked against what the library itself
 // reads), the error contract (exit 2 and one line on stderr) and the progress bar.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 
 #include <cmath>
 #include <map>

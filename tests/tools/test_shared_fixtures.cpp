@@ -3,7 +3,7 @@
 // writer's own reader saw (key, dtype, shape), `verify` passes, `stats` counts the NaNs the
 // expected values hold, and `convert` to .ckpt gives a file that `diff` finds equal. Fixtures
 // of formats this build does not know are refused with exit 2 and one line.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 
 #include <cmath>
 #include <fstream>

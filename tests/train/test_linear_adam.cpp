@@ -1,7 +1,7 @@
 // Tests for the training example's model and optimizer (examples/linear_adam.hpp): Adam
 // against hand-computed values from torch's formula, training lowers the loss, wrong shapes
 // raise mismatch_error naming model.weight, non-strict loads report missing/unexpected keys.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <cmath>
 
 #include "linear_adam.hpp"

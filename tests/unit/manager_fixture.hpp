@@ -3,7 +3,7 @@
 // directory) for checking that the manager works with any backend.
 #pragma once
 
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 #include <ckpt/detail/skeleton.hpp>
 #include <ckpt/io/file.hpp>

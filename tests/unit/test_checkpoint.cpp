@@ -2,7 +2,7 @@
 // trip, write without numbering, RestoreStatus for objects added and removed since the save
 // (TF semantics), deferred restoration, the unused-values warning, nesting, and restores that
 // fail before touching any object.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/checkpoint.hpp>
 #include <ckpt/ckpt.hpp>
 

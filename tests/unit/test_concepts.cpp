@@ -1,7 +1,7 @@
 // Unit tests for ckpt/concepts.hpp and the built-in Checkpointables: the three routes
 // (members, ADL, traits), CKPT_FIELDS, containers, optional, random engines, strict and
 // non-strict loads, mismatch errors with key paths.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 #include <map>
 #include <random>
@@ -222,7 +222,7 @@ TEST_CASE("integers are exact, out-of-range values and wrong kinds are mismatche
   CHECK_THROWS_AS(load_state_dict(i, StateDict(2.5)), mismatch_error);
   // A stored double beyond float's range: converting it would be undefined, so it is refused.
   float f = 0;
-  CHECK_THROWS_WITH(load_state_dict(f, StateDict(1e300)), Catch::Contains("number out of range"));
+  CHECK_THROWS_WITH(load_state_dict(f, StateDict(1e300)), ckpt_test::Contains("number out of range"));
   load_state_dict(f, StateDict(2.5));
   CHECK(f == 2.5f);
   double d = 0;

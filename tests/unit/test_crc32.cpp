@@ -2,7 +2,7 @@
 // zlib's CRC-32 for every length, alignment and starting value; known check values. Lane
 // (detail/lane.hpp): checksums computed beside the caller's I/O, or split between the
 // caller and the lane, equal the plain CRC; exceptions from either side arrive.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/detail/crc32.hpp>
 #include <ckpt/detail/lane.hpp>
 #include <cstring>

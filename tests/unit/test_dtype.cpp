@@ -1,5 +1,5 @@
 // Unit tests for ckpt/dtype.hpp: names, sizes, dtype_of, and exact 16-bit float conversions.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/dtype.hpp>
 #include <cmath>
 #include <cstring>

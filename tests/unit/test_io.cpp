@@ -5,7 +5,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/ckpt.hpp>
 #include <ckpt/io/file.hpp>
 #include <ckpt/io/mmap.hpp>

@@ -1,6 +1,6 @@
 // Unit tests for ckpt/state_dict.hpp: key paths and escaping, dotted keys vs nesting, ordered
 // iteration, flatten/unflatten, equality, LoadReport.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/state_dict.hpp>
 
 using namespace ckpt;

@@ -1,6 +1,6 @@
 // Unit tests for ckpt/tensor.hpp: allocation, alignment, overflow checks, typed access, views,
 // and the built-in tensor_traits adapters.
-#include <catch2/catch.hpp>
+#include "ckpt_catch.hpp"
 #include <ckpt/tensor.hpp>
 #include <cstdint>
 #include <limits>

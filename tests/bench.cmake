@@ -2,14 +2,14 @@
 # its timings are printed, never asserted. The full benchmark: `cmake --workflow --preset bench`.
 add_executable(bench_io_smoke ${PROJECT_SOURCE_DIR}/bench/bench_io.cpp)
 target_link_libraries(bench_io_smoke PRIVATE ckpt::ckpt ckpt_project_flags)
-add_test(NAME bench.smoke COMMAND bench_io_smoke --smoke --dir ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke
+ckpt_add_checked_test(NAME bench.smoke EXPECT "wrote .*bench-smoke.json" COMMAND bench_io_smoke --smoke --dir ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke
                                   --json ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke.json)
-set_tests_properties(bench.smoke PROPERTIES PASS_REGULAR_EXPRESSION "wrote .*bench-smoke.json" LABELS bench)
+set_tests_properties(bench.smoke PROPERTIES LABELS bench)
 ckpt_python_has(_have_torch_np numpy torch)
 ckpt_interop_report(bench-torch "${_have_torch_np}" "numpy and torch for ${CKPT_PYTHON}")
 if(_have_torch_np)
-  add_test(NAME bench.smoke_torch
+  ckpt_add_checked_test(NAME bench.smoke_torch EXPECT "wrote .*bench-smoke-torch.json"
            COMMAND ${CKPT_PYTHON} ${PROJECT_SOURCE_DIR}/bench/compare_torch.py --smoke
                    --cpp-json ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke.json --json ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke-torch.json)
-  set_tests_properties(bench.smoke_torch PROPERTIES DEPENDS bench.smoke LABELS "bench;interop" PASS_REGULAR_EXPRESSION "wrote .*bench-smoke-torch.json")
+  set_tests_properties(bench.smoke_torch PROPERTIES DEPENDS bench.smoke LABELS "bench;interop")
 endif()

@@ -10,10 +10,10 @@ foreach(mode sync async)
   if(mode STREQUAL "async")
     set(_flag --async)
   endif()
-  add_test(NAME crash.kill9.${mode}
+  ckpt_add_checked_test(NAME crash.kill9.${mode} EXPECT "failures: 0"
            COMMAND crash_driver $<TARGET_FILE:crash_saver> ${CMAKE_CURRENT_BINARY_DIR}/crash-${mode} 100 7 ${_flag})
-  set_tests_properties(crash.kill9.${mode} PROPERTIES LABELS crash PASS_REGULAR_EXPRESSION "failures: 0" TIMEOUT 900)
-  add_test(NAME crash.kill9_long.${mode}
+  set_tests_properties(crash.kill9.${mode} PROPERTIES LABELS crash TIMEOUT 900)
+  ckpt_add_checked_test(NAME crash.kill9_long.${mode} EXPECT "failures: 0"
            COMMAND crash_driver $<TARGET_FILE:crash_saver> ${CMAKE_CURRENT_BINARY_DIR}/crash-long-${mode} 1000 11 ${_flag})
-  set_tests_properties(crash.kill9_long.${mode} PROPERTIES LABELS "crash;long" PASS_REGULAR_EXPRESSION "failures: 0" TIMEOUT 3600)
+  set_tests_properties(crash.kill9_long.${mode} PROPERTIES LABELS "crash;long" TIMEOUT 3600)
 endforeach()

@@ -33,12 +33,12 @@ ckpt_python_has(_have_numpy numpy)
 ckpt_interop_report(numpy-safetensors "${_have_numpy}" "${CKPT_PYTHON} with numpy (Debian: python3-numpy)")
 if(_have_numpy)
   foreach(_script numpy_interop safetensors_interop)
-    add_test(NAME interop.${_script}
+    ckpt_add_checked_test(NAME interop.${_script} EXPECT "interop ok"
              COMMAND ${CMAKE_COMMAND} -E env PYTHONDONTWRITEBYTECODE=1
                      ${CKPT_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/interop/${_script}.py
                      $<TARGET_FILE:convert_numpy_safetensors> ${CMAKE_CURRENT_BINARY_DIR}/interop-${_script}
                      ${CMAKE_CURRENT_SOURCE_DIR}/data)
-    set_tests_properties(interop.${_script} PROPERTIES LABELS interop PASS_REGULAR_EXPRESSION "interop ok")
+    set_tests_properties(interop.${_script} PROPERTIES LABELS interop)
   endforeach()
 
   # The README's NumPy snippet runs on an .npz that ckpt wrote (from a small JSON checkpoint).
@@ -56,7 +56,6 @@ if(_have_numpy)
 ]=])
   add_test(NAME interop.readme_numpy_write COMMAND convert_numpy_safetensors ${_np_dir}/state.json ${_np_dir}/run.npz)
   set_tests_properties(interop.readme_numpy_write PROPERTIES LABELS interop FIXTURES_SETUP ckpt_readme_npz)
-  add_test(NAME interop.readme_numpy COMMAND ${CKPT_PYTHON} ${_np_dir}/readme_numpy.py WORKING_DIRECTORY ${_np_dir})
-  set_tests_properties(interop.readme_numpy PROPERTIES LABELS interop FIXTURES_REQUIRED ckpt_readme_npz
-                       PASS_REGULAR_EXPRESSION "\\(2, 3\\) float32 \\['epoch', {'value': 3}\\]")
+  ckpt_add_checked_test(NAME interop.readme_numpy EXPECT "\\(2, 3\\) float32 \\['epoch', {'value': 3}\\]" COMMAND ${CKPT_PYTHON} ${_np_dir}/readme_numpy.py WORKING_DIRECTORY ${_np_dir})
+  set_tests_properties(interop.readme_numpy PROPERTIES LABELS interop FIXTURES_REQUIRED ckpt_readme_npz)
 endif()

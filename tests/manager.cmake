@@ -20,12 +20,12 @@ set(_ckpt_mgr_dir ${CMAKE_CURRENT_BINARY_DIR}/manager-snippet)
 add_test(NAME readme.manager_snippet_clean COMMAND ${CMAKE_COMMAND} -E rm -rf ${_ckpt_mgr_dir}/runs)
 set_tests_properties(readme.manager_snippet_clean PROPERTIES FIXTURES_SETUP ckpt_manager_snippet)
 file(MAKE_DIRECTORY ${_ckpt_mgr_dir})
-add_test(NAME readme.manager_snippet COMMAND manager_snippet WORKING_DIRECTORY ${_ckpt_mgr_dir})
-set_tests_properties(readme.manager_snippet PROPERTIES FIXTURES_REQUIRED ckpt_manager_snippet PASS_REGULAR_EXPRESSION "kept steps 2 5 6")
+ckpt_add_checked_test(NAME readme.manager_snippet EXPECT "kept steps 2 5 6" COMMAND manager_snippet WORKING_DIRECTORY ${_ckpt_mgr_dir})
+set_tests_properties(readme.manager_snippet PROPERTIES FIXTURES_REQUIRED ckpt_manager_snippet)
 
 # bench/manager_async.cpp in smoke mode (8 MiB, one run): proves it still works and that async
 # and sync wrote the same bytes; its timings are printed, never asserted.
 add_executable(manager_async_smoke ${PROJECT_SOURCE_DIR}/bench/manager_async.cpp)
 target_link_libraries(manager_async_smoke PRIVATE ckpt::ckpt ckpt_project_flags)
-add_test(NAME bench.manager_async_smoke COMMAND manager_async_smoke --smoke --dir ${CMAKE_CURRENT_BINARY_DIR}/bench-manager-smoke)
-set_tests_properties(bench.manager_async_smoke PROPERTIES PASS_REGULAR_EXPRESSION "async bytes equal sync bytes: yes" LABELS bench)
+ckpt_add_checked_test(NAME bench.manager_async_smoke EXPECT "async bytes equal sync bytes: yes" COMMAND manager_async_smoke --smoke --dir ${CMAKE_CURRENT_BINARY_DIR}/bench-manager-smoke)
+set_tests_properties(bench.manager_async_smoke PROPERTIES LABELS bench)

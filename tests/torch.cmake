@@ -23,11 +23,11 @@ if(_have_torch)
   target_link_libraries(torch_interop_tool PRIVATE ckpt::ckpt ckpt_project_flags)
   target_include_directories(torch_interop_tool PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
   foreach(part read resave write reject)
-    add_test(NAME interop.torch.${part}
+    ckpt_add_checked_test(NAME interop.torch.${part} EXPECT "torch interop ok \\(${part}"
              COMMAND ${CMAKE_COMMAND} -E env PYTHONDONTWRITEBYTECODE=1
                      ${CKPT_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/interop/torch_interop.py
                      $<TARGET_FILE:torch_interop_tool> ${CMAKE_CURRENT_BINARY_DIR}/torch-interop ${part})
-    set_tests_properties(interop.torch.${part} PROPERTIES LABELS interop PASS_REGULAR_EXPRESSION "torch interop ok \\(${part}")
+    set_tests_properties(interop.torch.${part} PROPERTIES LABELS interop)
   endforeach()
 endif()
 
@@ -36,9 +36,9 @@ if(_have_torch AND TARGET train_linear)
   add_executable(torch_cross_tool interop/torch_cross_tool.cpp)
   target_link_libraries(torch_cross_tool PRIVATE ckpt::ckpt ckpt_project_flags)
   target_include_directories(torch_cross_tool PRIVATE ${PROJECT_SOURCE_DIR}/examples)
-  add_test(NAME interop.torch.cross_resume
+  ckpt_add_checked_test(NAME interop.torch.cross_resume EXPECT "torch cross resume ok"
            COMMAND ${CMAKE_COMMAND} -E env PYTHONDONTWRITEBYTECODE=1
                    ${CKPT_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/interop/torch_cross_resume.py
                    $<TARGET_FILE:train_linear> $<TARGET_FILE:torch_cross_tool> ${CMAKE_CURRENT_BINARY_DIR}/torch-cross-resume)
-  set_tests_properties(interop.torch.cross_resume PROPERTIES LABELS interop PASS_REGULAR_EXPRESSION "torch cross resume ok")
+  set_tests_properties(interop.torch.cross_resume PROPERTIES LABELS interop)
 endif()

@@ -6,13 +6,11 @@ if(TARGET train_linear)
   # Bit-exact resume for every file backend ckpt::save knows.
   set(CKPT_RESUME_FORMATS native json safetensors npz pt)
   foreach(fmt IN LISTS CKPT_RESUME_FORMATS)
-    add_test(NAME train.resume_exact.${fmt}
+    ckpt_add_checked_test(NAME train.resume_exact.${fmt} EXPECT "resume exact: ${fmt} [0-9a-f]+"
              COMMAND ${CMAKE_COMMAND} -DTRAIN=$<TARGET_FILE:train_linear> -DWORK=${CMAKE_CURRENT_BINARY_DIR}/resume-${fmt}
                      -DFORMAT=${fmt} -DEPOCHS=6 -P ${CMAKE_CURRENT_SOURCE_DIR}/train/resume_exact.cmake)
-    set_tests_properties(train.resume_exact.${fmt} PROPERTIES PASS_REGULAR_EXPRESSION "resume exact: ${fmt} [0-9a-f]+")
   endforeach()
-  add_test(NAME train.export_bundle
+  ckpt_add_checked_test(NAME train.export_bundle EXPECT "bundle predictions equal"
            COMMAND ${CMAKE_COMMAND} -DTRAIN=$<TARGET_FILE:train_linear> -DPREDICT=$<TARGET_FILE:predict_linear>
                    -DWORK=${CMAKE_CURRENT_BINARY_DIR}/export-bundle -P ${CMAKE_CURRENT_SOURCE_DIR}/train/export_bundle.cmake)
-  set_tests_properties(train.export_bundle PROPERTIES PASS_REGULAR_EXPRESSION "bundle predictions equal")
 endif()

@@ -1,0 +1,27 @@
+# ckpt_add_checked_test(NAME <name> EXPECT <regex> [EXPECT_FAIL] [WORKING_DIRECTORY <dir>]
+#                       COMMAND <program> [args...])
+# A ctest test that passes only when the program's exit status is 0 (non-zero with EXPECT_FAIL)
+# *and* its output matches <regex>. Use it instead of PASS_REGULAR_EXPRESSION, which makes
+# ctest ignore the exit status (a program that prints the line and then crashes would pass).
+function(ckpt_add_checked_test)
+  cmake_parse_arguments(PARSE_ARGV 0 A "EXPECT_FAIL" "NAME;EXPECT;WORKING_DIRECTORY" "COMMAND")
+  if(NOT A_NAME OR NOT A_COMMAND OR NOT DEFINED A_EXPECT)
+    message(FATAL_ERROR "ckpt_add_checked_test: NAME, EXPECT and COMMAND are required")
+  endif()
+  list(GET A_COMMAND 0 _prog)
+  if(TARGET ${_prog})  # add_test resolves a target name only as its own first argument
+    list(POP_FRONT A_COMMAND)
+    list(PREPEND A_COMMAND "$<TARGET_FILE:${_prog}>")
+  endif()
+  set(_wd "")
+  if(A_WORKING_DIRECTORY)
+    set(_wd WORKING_DIRECTORY ${A_WORKING_DIRECTORY})
+  endif()
+  set(_fail OFF)
+  if(A_EXPECT_FAIL)
+    set(_fail ON)
+  endif()
+  add_test(NAME ${A_NAME} ${_wd}
+           COMMAND ${CMAKE_COMMAND} "-DEXPECT=${A_EXPECT}" -DEXPECT_FAIL=${_fail}
+                   -P ${PROJECT_SOURCE_DIR}/cmake/run_checked.cmake ${A_COMMAND})
+endfunction()

@@ -150,6 +150,17 @@ TEST_CASE("shared fixtures of known formats are listed and verified and converte
         continue;
       }
     }
+    if (cp.parent_path().filename() == "torch26") {
+      // Pickles that hold Python objects beyond weights_only's set (argparse.Namespace, NumPy
+      // values, whole modules, sets): reading them is issue 16. Until it lands they must be
+      // refused with one line that names the global, never misread.
+      const auto r = run({"ls", cp.string()});
+      CHECK(r.rc == 2);
+      REQUIRE(r.err_lines().size() == 1);
+      CHECK_THAT(r.err_lines()[0], ckpt_test::Contains("pickle refers to global '"));
+      ++refused;
+      continue;
+    }
     std::optional<ckpt::StateDict> values;
     const auto npz = ex.parent_path() / (ex.filename().string().substr(0, ex.filename().string().size() - 5) + ".npz");
     if (fs::exists(npz)) {

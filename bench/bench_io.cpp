@@ -208,6 +208,11 @@ int main(int argc, char** argv) {
     else if (a == "--smoke") { smoke = true; size = 32ull << 20; runs = 1; }
     else { std::cerr << "usage: bench_io [--size 1G] [--runs 5] [--dir DIR] [--json FILE] [--smoke]\n"; return 2; }
   }
+  // Work in a subdirectory of our own: at exit only what this run created is deleted, never
+  // files the user already had in DIR (nor DIR itself unless this run created it).
+  const bool made_dir = fs::create_directories(dir);
+  const fs::path user_dir = dir;
+  dir /= "ckpt-bench-" + std::to_string(::getpid());
   fs::create_directories(dir);
   const double gib = static_cast<double>(size) / (1ull << 30);
   std::printf("ckpt bench_io: %.3f GiB of f32 in 16 tensors, %d runs, dir %s%s\n", gib, runs, dir.c_str(), smoke ? " (smoke mode)" : "");
@@ -372,5 +377,6 @@ int main(int argc, char** argv) {
   std::ofstream(json_out) << res.json.dump(2) << "\n";
   std::printf("wrote %s\n", json_out.c_str());
   fs::remove_all(dir);
+  if (made_dir && fs::is_empty(user_dir)) fs::remove(user_dir);
   return (sink == 42 && crc_sink == 42) ? 3 : 0;  // keep the work observable
 }

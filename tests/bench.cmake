@@ -13,3 +13,7 @@ if(_have_torch_np)
                    --cpp-json ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke.json --json ${CMAKE_CURRENT_BINARY_DIR}/bench-smoke-torch.json)
   set_tests_properties(bench.smoke_torch PROPERTIES DEPENDS bench.smoke LABELS "bench;interop")
 endif()
+ckpt_add_checked_test(NAME bench.keeps_user_dir EXPECT "bench dir: user files kept"
+  COMMAND ${CMAKE_COMMAND} -DBENCH=$<TARGET_FILE:bench_io_smoke> -DDIR=${CMAKE_CURRENT_BINARY_DIR}/bench-user-dir
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/bench/keeps_user_dir.cmake)
+set_tests_properties(bench.keeps_user_dir PROPERTIES LABELS bench)

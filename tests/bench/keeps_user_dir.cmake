@@ -1,0 +1,16 @@
+# bench_io --dir D must delete only what it created: a file the user had in D survives the run.
+#   cmake -DBENCH=<bench_io> -DDIR=<dir> -P keeps_user_dir.cmake
+file(REMOVE_RECURSE ${DIR})
+file(WRITE ${DIR}/users-file.txt "keep me\n")
+execute_process(COMMAND ${BENCH} --smoke --dir ${DIR} --json ${DIR}/results.json RESULT_VARIABLE rc OUTPUT_QUIET)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "bench_io exited with ${rc}")
+endif()
+if(NOT EXISTS ${DIR}/users-file.txt)
+  message(FATAL_ERROR "bench_io deleted a file it did not create: ${DIR}/users-file.txt")
+endif()
+file(GLOB _left ${DIR}/ckpt-bench-*)
+if(_left)
+  message(FATAL_ERROR "bench_io left its work directory behind: ${_left}")
+endif()
+message("bench dir: user files kept")

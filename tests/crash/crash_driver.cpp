@@ -43,7 +43,9 @@ std::string kill_phase(const std::filesystem::path& dir) {
   try {
     std::ifstream in(dir / "checkpoints.json");
     if (in) {
-      for (const auto& c : nlohmann::json::parse(in).at("checkpoints")) listed.insert(c.at("file").get<std::string>());
+      // kept in a variable: `for (c : parse(in).at(...))` iterates a destroyed temporary
+      const nlohmann::json index = nlohmann::json::parse(in);
+      for (const auto& c : index.at("checkpoints")) listed.insert(c.at("file").get<std::string>());
     }
   } catch (const std::exception&) {
     return "commit";  // an index caught mid-replace cannot be: it is renamed into place

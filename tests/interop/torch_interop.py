@@ -4,13 +4,15 @@
     torch_interop.py TOOL WORKDIR read|resave|write|reject
 
   read    torch.save's a zoo (every common dtype, 0-d, empty, special values, non-contiguous views
-          with storage offsets, transposes, tied weights, a module state_dict with buffers, Adam
-          and SGD-momentum state dicts, the seed's checkpoint layout, pickle protocols 2-5, the
-          legacy pre-1.6 format) and dumps what torch reads as NAME.expected.npz/.json;
+          with storage offsets, transposes, expand()ed views (stride 0), tied weights, a module
+          state_dict with buffers, Adam and SGD-momentum state dicts, the seed's checkpoint
+          layout, pickle protocols 2-5, the legacy pre-1.6 format) and dumps what torch reads as NAME.expected.npz/.json;
           `TOOL check` reads each file with ckpt and compares.
   resave  ckpt reads each zoo file and writes it again (directly, through .ckpt, through .json,
           and deflated); torch.load must give back the same objects, modules must
-          load_state_dict them, and all-tensor files must load with weights_only=True.
+          load_state_dict them, and whatever torch's weights_only=True loader takes in torch's own
+          file of the same objects (all-tensor files on torch 1.13; floats, ints, strings too on
+          2.x) it must take in ours.
   write   ckpt writes files from scratch (`TOOL write`); torch checks values, types (int keys,
           ints vs floats), module and Adam load_state_dict, tied storage, the zip layout.
   reject  pickles that run code under torch.load (os.system via __reduce__, builtins.eval, a
@@ -75,7 +77,8 @@ def zoo():
     cases["views"] = {"base": base, "row": base[2], "col": base[:, 3], "block": base[1:3, 2:5],
                       "transposed": base.t(), "strided": base[::2, ::3], "flat_slice": base.view(-1)[5:17],
                       "only_view": torch.arange(100, dtype=torch.int16)[10:20],
-                      "permuted": torch.arange(60.0).reshape(3, 4, 5).permute(2, 0, 1)}
+                      "permuted": torch.arange(60.0).reshape(3, 4, 5).permute(2, 0, 1),
+                      "expanded": torch.arange(3.0).expand(4, 3), "broadcast": torch.tensor(2.5).expand(7)}
 
     class Tied(torch.nn.Module):
         def __init__(self):
@@ -186,12 +189,43 @@ def same(a, b, path="root"):
         assert a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)), f"{path}: {b!r} != {a!r}"
 
 
-def all_tensors(obj):
-    if isinstance(obj, torch.Tensor):
+def trusted_load(path):
+    """torch.load that runs the whole pickle, as torch < 2.6 did by default (torch 2.6 defaults
+    to weights_only=True): for files torch wrote itself, and to get at what we wrote."""
+    return torch.load(path, weights_only=False)
+
+
+def torch_weights_only_can(obj):
+    """Whether torch's weights_only=True loader reads torch.save's own file of `obj`: torch 1.13's
+    takes tensors and containers but no floats, 2.x's takes floats, ints, str, bytes too."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    buf.seek(0)
+    try:
+        torch.load(buf, weights_only=True)
         return True
-    if isinstance(obj, dict):
-        return all(all_tensors(v) for v in obj.values())
-    return False
+    except Exception:
+        return False
+
+
+WEIGHTS_ONLY = {"loaded": 0, "not_by_torch": 0}  # load_ours' tally, printed at the end
+
+
+def load_ours(path):
+    """Loads a file ckpt wrote. Whatever torch's weights_only=True loader (the default since torch
+    2.6) takes in torch's own file of the same objects, it must take in ours, with equal values."""
+    obj = trusted_load(path)
+    if torch_weights_only_can(obj):
+        try:
+            safe = torch.load(path, weights_only=True)
+        except Exception as e:
+            sys.exit(f"FAILED: {path}: torch.load(weights_only=True) refuses ckpt's file but takes torch's own "
+                     f"file of the same objects: {e}")
+        same(obj, safe, path + " (weights_only=True)")
+        WEIGHTS_ONLY["loaded"] += 1
+        return safe
+    WEIGHTS_ONLY["not_by_torch"] += 1
+    return obj
 
 
 def check_layout(path):
@@ -228,13 +262,12 @@ def part_resave():
     for name in sorted(os.listdir(src)):
         if not name.endswith(".pt"):
             continue
-        original = torch.load(os.path.join(src, name))
+        original = trusted_load(os.path.join(src, name))
         for variant in ([], [".ckpt"], [".json"], ["--zlib"]):
             dst = os.path.join(out, name[:-3] + "".join(variant).replace("--", "_") + ".pt")
             run("resave", os.path.join(src, name), dst, *variant)
             check_layout(dst)
-            back = torch.load(dst, weights_only=all_tensors(original))
-            same(original, back, name)
+            same(original, load_ours(dst), name)
             count += 1
     # modules take our files, and tied weights stay tied
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
@@ -245,9 +278,11 @@ def part_resave():
     tied = torch.load(os.path.join(out, "tied.pt"), weights_only=True)
     assert tied["embed.weight"].data_ptr() == tied["head.weight"].data_ptr(), "tied weights were untied"
     opt = torch.optim.Adam(torch.nn.Linear(4, 3).parameters())
-    opt.load_state_dict(torch.load(os.path.join(out, "adam.json.pt")))
+    opt.load_state_dict(load_ours(os.path.join(out, "adam.json.pt")))
     same(cases["adam"]["state"], opt.state_dict()["state"], "adam")
-    print(f"resaved {count} files; torch.load gives back the same objects")
+    print(f"resaved {count} files; torch.load gives back the same objects; weights_only=True took "
+          f"{WEIGHTS_ONLY['loaded']}, {WEIGHTS_ONLY['not_by_torch']} hold what torch {torch.__version__}'s "
+          f"weights_only loader refuses in torch's own files too")
 
 
 def formula(dtype, shape):
@@ -290,7 +325,7 @@ def part_write():
     for k, shape in want.items():
         same(formula(torch.float32, shape), m.state_dict()[k], k)
 
-    ck = torch.load(os.path.join(d, "seed.pt"))
+    ck = load_ours(os.path.join(d, "seed.pt"))
     assert list(ck) == ["epoch", "model_state_dict", "optimizer_state_dict", "loss"], list(ck)
     assert type(ck["epoch"]) is int and ck["epoch"] == 3
     assert type(ck["loss"]) is float and ck["loss"] == 0.12
@@ -312,7 +347,7 @@ def part_write():
     assert tied["embed.weight"].data_ptr() == tied["head.weight"].data_ptr(), "tied tensors do not share storage"
     same(formula(torch.float32, (5, 3)), tied["head.weight"], "tied")
 
-    n = torch.load(os.path.join(d, "nested.pt"))
+    n = load_ours(os.path.join(d, "nested.pt"))
     assert n["cfg"]["ints"] == {1: "a", 20: "b"} and all(type(k) is int for k in n["cfg"]["ints"]), n["cfg"]
     same(formula(torch.int64, (3,)), n["list"][0], "list.0")
     assert n["list"][1] == 1 and type(n["list"]) is list
@@ -360,10 +395,10 @@ def part_reject():
     for kind, name in (("root", "posix.system"), ("nested", "posix.system"), ("tensor", "posix.system"),
                        ("proto4", "posix.system"), ("eval", "builtins.eval")):
         live, quiet = os.path.join(d, f"ran-{kind}-live"), os.path.join(d, f"ran-{kind}")
-        # the payload is real: torch.load (weights_only=False) runs it
+        # the payload is real: torch.load with weights_only=False (the default before torch 2.6) runs it
         evil_file(os.path.join(d, f"live-{kind}.pt"), live, kind)
         try:
-            torch.load(os.path.join(d, f"live-{kind}.pt"))
+            trusted_load(os.path.join(d, f"live-{kind}.pt"))
         except Exception:
             pass  # the payload ran while the load was being built; what is left may not be a state dict
         assert os.path.exists(live), f"{kind}: the payload did not run under torch.load, so this test proves nothing"

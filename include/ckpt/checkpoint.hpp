@@ -165,6 +165,26 @@ class RestoreStatus {
 
 class CheckpointManager;
 
+namespace detail {
+/// One save's claim on a save counter: counts it now, takes it back on destruction unless
+/// keep() was called (the save committed, or was handed to a background writer that takes it
+/// back itself when it fails), so a failed save never consumes a number on any path.
+class SaveCount {
+ public:
+  explicit SaveCount(std::int64_t& counter) noexcept : counter_(counter) { ++counter_; }
+  SaveCount(const SaveCount&) = delete;
+  SaveCount& operator=(const SaveCount&) = delete;
+  ~SaveCount() {
+    if (!kept_) --counter_;
+  }
+  void keep() noexcept { kept_ = true; }
+
+ private:
+  std::int64_t& counter_;
+  bool kept_ = false;
+};
+}  // namespace detail
+
 /// A set of named Checkpointables tracked by reference (the objects must outlive the
 /// Checkpoint), saved and restored as one tree. Nest by tracking another Checkpoint (or any
 /// Checkpointable aggregate). Not copyable or movable: managers and restore handles refer to it.
@@ -220,19 +240,16 @@ class Checkpoint {
   /// Increment the save counter and write `<prefix>-<counter><ext>` (ext from opts.format,
   /// native ".ckpt" by default); returns the path. A failed save does not consume a number.
   std::filesystem::path save(const std::filesystem::path& prefix, const SaveOptions& opts = {}) {
-    ++save_counter_;
-    try {
-      std::string ext;
-      visit_format(opts.format.empty() ? std::string(archive_traits<native_format>::name) : opts.format, [&]<class F>(F) {
-        if constexpr (archive_traits<F>::extensions.size() > 0) ext = std::string(archive_traits<F>::extensions[0]);
-      });
-      std::filesystem::path p = prefix;
-      p += "-" + std::to_string(save_counter_) + ext;
-      return write(p, opts);
-    } catch (...) {
-      --save_counter_;
-      throw;
-    }
+    detail::SaveCount count(save_counter_);
+    std::string ext;
+    visit_format(opts.format.empty() ? std::string(archive_traits<native_format>::name) : opts.format, [&]<class F>(F) {
+      if constexpr (archive_traits<F>::extensions.size() > 0) ext = std::string(archive_traits<F>::extensions[0]);
+    });
+    std::filesystem::path p = prefix;
+    p += "-" + std::to_string(save_counter_) + ext;
+    p = write(p, opts);
+    count.keep();
+    return p;
   }
   /// Write the checkpoint to exactly `path` (atomically, format as ckpt::save picks it),
   /// without numbering or touching the counter; returns the path.

@@ -182,16 +182,11 @@ class CheckpointManager {
       for (const auto& e : index_.entries)
         if (e.step == step && !e.corrupt) throw io_error("a checkpoint for step " + std::to_string(step) + " already exists", path.string(), EEXIST);
     }
-    ++ck_.save_counter_;
-    Job job{step, metrics, {}, 0};
-    try {
-      job.state = ck_.state_dict();
-    } catch (...) {
-      --ck_.save_counter_;
-      throw;
-    }
+    detail::SaveCount count(ck_.save_counter_);  // taken back unless the save commits or is queued
+    Job job{step, metrics, ck_.state_dict(), 0};
     if (!opts_.async) {
       write_sync(job);
+      count.keep();
       return path;
     }
     const auto plan = staging_plan(job.state);
@@ -203,13 +198,9 @@ class CheckpointManager {
       // objects on this thread (no copy at all).
       wait_locked(lk, [&] { return inflight_ == 0; });
       lk.unlock();
-      try {
-        rethrow_background_error();
-      } catch (...) {
-        --ck_.save_counter_;
-        throw;
-      }
+      rethrow_background_error();
       write_sync(job);
+      count.keep();
       return path;
     }
     wait_locked(lk, [&] { return opts_.max_staging_bytes ? in_flight_bytes_ + need <= *opts_.max_staging_bytes : inflight_ == 0; });
@@ -228,7 +219,6 @@ class CheckpointManager {
       --inflight_;
       pending_steps_.erase(step);
       done_cv_.notify_all();
-      --ck_.save_counter_;
       throw;
     }
     job.staged_bytes = need;
@@ -236,6 +226,7 @@ class CheckpointManager {
     jobs_.push_back(std::move(job));
     ++stats_.async_saves;
     lk.unlock();
+    count.keep();  // from here a failure is the worker's: rethrow_background_error() takes it back
     work_cv_.notify_one();
     return path;
   }
@@ -380,12 +371,17 @@ class CheckpointManager {
     done_cv_.wait(lk, ready);
     --stats_.waiting;
   }
+  /// On the caller's thread (the only one that touches the Checkpoint's counter): takes back
+  /// the count of every background save that failed, then rethrows the first failure.
   void rethrow_background_error() {
     std::exception_ptr e;
+    std::int64_t failed = 0;
     {
       std::lock_guard lk(mu_);
       e = std::exchange(error_, nullptr);
+      failed = std::exchange(failed_saves_, 0);
     }
+    ck_.save_counter_ -= failed;
     if (e) std::rethrow_exception(e);
   }
 
@@ -444,12 +440,7 @@ class CheckpointManager {
 
   // ---- writing ----
   void write_sync(Job& job) {
-    try {
-      commit(job);
-    } catch (...) {
-      --ck_.save_counter_;
-      throw;
-    }
+    commit(job);
     std::lock_guard lk(mu_);
     ++stats_.sync_saves;
   }
@@ -471,6 +462,7 @@ class CheckpointManager {
           commit(job);
         } catch (...) {
           std::lock_guard g(mu_);
+          ++failed_saves_;
           if (!error_) error_ = std::current_exception();
           else warn("another background checkpoint save failed (step " + std::to_string(step) + ") while an earlier failure was pending");
         }
@@ -599,6 +591,7 @@ class CheckpointManager {
   std::size_t inflight_ = 0;                     // saves staged and not yet written
   StagingStats stats_;
   std::exception_ptr error_;
+  std::int64_t failed_saves_ = 0;  // background saves failed since the last rethrow (under mu_)
   bool stop_ = false;
   std::condition_variable work_cv_, done_cv_;
   std::thread worker_;  // last: started after everything else exists

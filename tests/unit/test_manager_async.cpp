@@ -186,7 +186,9 @@ TEST_CASE("async: a background error is rethrown by wait_until_finished or the n
   io::write_fault_hook() = [](const std::string& p, std::uint64_t, std::size_t) { return p.find(".ckpt.tmp-") != std::string::npos ? ENOSPC : 0; };
   mgr.save(1);
   CHECK_THROWS_AS(mgr.wait_until_finished(), io_error);
+  CHECK(ck.save_counter() == 0);  // the failed save did not count, as for a sync one
   CHECK_NOTHROW(mgr.wait_until_finished());  // reported once
+  CHECK(ck.save_counter() == 0);
   mgr.save(2);
   while (mgr.staging_stats().in_flight_bytes != 0) std::this_thread::yield();  // save 2 has failed
   try {
@@ -196,9 +198,12 @@ TEST_CASE("async: a background error is rethrown by wait_until_finished or the n
     CHECK(e.code() == ENOSPC);
     CHECK(e.path().find("ckpt-2.ckpt") != std::string::npos);
   }
+  CHECK(ck.save_counter() == 0);
   io::write_fault_hook() = nullptr;
   mgr.save(3);
   mgr.wait_until_finished();
+  CHECK(ck.save_counter() == 1);
+  CHECK(ckpt::load(dir / "ckpt-3.ckpt").at("save_counter").get<std::int64_t>() == 1);
   CHECK(mt::steps_on_disk(dir.path()) == Steps{3});
   CHECK(dir.list() == std::vector<std::string>{"checkpoints.json", "checkpoints.lock", "ckpt-3.ckpt"});
 }

@@ -264,13 +264,14 @@ inline ckpt::LoadReport load_state_dict(Adam& a, const ckpt::StateDict& sd, cons
       Adam::State st;
       float step = 0;
       const ckpt::KeyPath at{"state", item.key};
+      ckpt::LoadReport here;  // keys relative to state.<i>; merged under that prefix below
       try {
-        ckpt::load_child(item.value, "step", step, opts, r);
+        ckpt::load_child(item.value, "step", step, opts, here);
         st.step = step;
         auto tensor = [&](const char* key, std::vector<float>& dst) {
           const ckpt::StateDict* t = item.value.find_key(key);
           if (!t) {
-            r.missing.push_back(at.str() + "." + key);
+            here.missing.push_back(key);
             return;
           }
           try {
@@ -288,6 +289,7 @@ inline ckpt::LoadReport load_state_dict(Adam& a, const ckpt::StateDict& sd, cons
       } catch (const ckpt::mismatch_error& e) {
         ckpt::rethrow_with_prefix(e, at);
       }
+      r.merge(here, at);
       a.state()[i] = std::move(st);
     }
   }

@@ -39,6 +39,9 @@ struct torch_format {};
 namespace torchfmt {
 /// Largest data.pkl the reader accepts (a torch pickle costs ~100 bytes per tensor).
 inline constexpr std::uint64_t max_pickle_bytes = std::uint64_t{1} << 28;
+/// The most bytes a file of `file_size` bytes may add by expanded views (stride 0, more elements
+/// than their storage) when they are copied out: 64 MiB, plus 16 times the file.
+constexpr std::uint64_t max_expanded_bytes(std::uint64_t file_size) { return (std::uint64_t{64} << 20) + 16 * file_size; }
 /// torch's legacy MAGIC_NUMBER 0x1950a86a20f9469cfc6c as LONG1 payload bytes.
 inline constexpr std::array<unsigned char, 10> legacy_magic = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 /// The folder our files put everything in (torch.save names it after the file).
@@ -118,7 +121,8 @@ class InputArchive {
     std::size_t n;
     {
       io::File f = io::File::open_read(path);
-      n = static_cast<std::size_t>(std::min<std::uint64_t>(head.size(), f.size()));
+      file_size_ = f.size();
+      n = static_cast<std::size_t>(std::min<std::uint64_t>(head.size(), file_size_));
       f.pread_all({head.data(), n}, 0);
     }
     if (auto end = legacy_magic_end({head.data(), n})) open_legacy(end);
@@ -262,7 +266,10 @@ class InputArchive {
       if (zip_ && sources_[records_[k].storage].entry->method == 8) entries_[k].codec = "deflate";
     }
   }
-  // A view must lie inside its storage and not be larger than it (we copy views out).
+  // A view must lie inside its storage. One with more elements than its storage (an expand()ed
+  // tensor: stride 0) is materialized like any other view, torch.load reading it too; since a
+  // few bytes of pickle can claim terabytes that way, what all such views add is bounded by
+  // what the file can justify: max_expanded_bytes(file size).
   void check(std::size_t k) {
     const auto& t = records_[k];
     const auto& s = storages_[t.storage];
@@ -276,8 +283,12 @@ class InputArchive {
     const auto last = last_element(t);
     if (last >= avail)
       throw format_error("tensor reaches past the end of its storage", path_, format_error::no_offset, e.path.str(), "elements below " + std::to_string(avail), "element " + (last == ~std::uint64_t{0} ? std::string("beyond 2^64") : std::to_string(last)));
-    if (e.nbytes > s.nbytes)
-      throw unsupported_error("tensor has more elements than its storage (overlapping strides, as from expand()); clone() it before torch.save", path_, e.path.str());
+    if (e.nbytes > s.nbytes) {
+      expanded_bytes_ += e.nbytes - s.nbytes;
+      if (expanded_bytes_ > max_expanded_bytes(file_size_))
+        throw format_error("expanded views (stride 0, more elements than their storage) add more bytes than the file can justify", path_, format_error::no_offset, e.path.str(),
+                           "at most " + std::to_string(max_expanded_bytes(file_size_)) + " bytes beyond their storages", std::to_string(expanded_bytes_));
+    }
   }
   // Largest element index a non-empty view touches (~0 on overflow).
   static std::uint64_t last_element(const detail::torch_pickle::TensorRecord& t) {
@@ -344,6 +355,8 @@ class InputArchive {
   std::vector<Source> sources_;  // per storage
   std::unordered_set<const detail::zip::Entry*> verified_;
   std::vector<std::size_t> storage_uses_;              // entries per storage
+  std::uint64_t file_size_ = 0;
+  std::uint64_t expanded_bytes_ = 0;                   // what expanded views add (check())
   std::unordered_map<std::string, Tensor> tied_;       // view signature -> tensor already read
   Value skeleton_;
 };

@@ -244,23 +244,36 @@ inline std::optional<std::int64_t> checkpoint_step(const std::string& name, cons
   return step;
 }
 
-/// Remove what an interrupted save left in `dir`: `<prefix>-*.tmp-*` files and directories
-/// (checkpoints being written, directories moved aside) and the index's temporaries.
+/// Clean up after an interrupted save in `dir`: a directory checkpoint moved aside
+/// (`<prefix>-N.tmp-old-*`) whose own name is missing — the save died between its two renames —
+/// is renamed back; every other `<prefix>-*.tmp-*` file or directory (checkpoints being
+/// written, directories moved aside and replaced) and the index's temporaries are removed.
 inline void remove_temporaries(const std::filesystem::path& dir, const std::string& prefix) {
-  std::size_t n = 0;
+  std::vector<std::filesystem::path> ours;
   for (const auto& d : std::filesystem::directory_iterator(dir)) {
     const auto name = d.path().filename().string();
     const auto t = name.find(io::temp_marker);
     if (t == std::string::npos) continue;
     const std::string base = name.substr(0, t);
-    if (base == ManagerIndex::file_name || base.rfind(prefix + "-", 0) == 0) {
-      std::error_code ec;
-      std::filesystem::remove_all(d.path(), ec);
-      if (ec) throw io_error("cannot remove the temporary of an interrupted save", d.path().string(), ec.value());
-      ++n;
-    }
+    if (base == ManagerIndex::file_name || base.rfind(prefix + "-", 0) == 0) ours.push_back(d.path());
   }
-  if (n) warn("removed " + std::to_string(n) + " temporary file(s) left by an interrupted save in '" + dir.string() + "'");
+  std::sort(ours.begin(), ours.end());  // the same choice whatever order the directory lists
+  std::size_t removed = 0;
+  for (const auto& p : ours) {
+    const auto name = p.filename().string();
+    const auto final_path = dir / name.substr(0, name.find(io::temp_marker));
+    std::error_code ec;
+    if (name.find(io::moved_aside_marker) != std::string::npos && !std::filesystem::exists(final_path, ec)) {
+      std::filesystem::rename(p, final_path, ec);
+      if (ec) throw io_error("cannot restore a checkpoint directory moved aside by an interrupted save", p.string(), ec.value());
+      warn("restored '" + final_path.string() + "', moved aside by a save interrupted before its replacement was in place");
+      continue;
+    }
+    std::filesystem::remove_all(p, ec);
+    if (ec) throw io_error("cannot remove the temporary of an interrupted save", p.string(), ec.value());
+    ++removed;
+  }
+  if (removed) warn("removed " + std::to_string(removed) + " temporary file(s) left by an interrupted save in '" + dir.string() + "'");
 }
 
 /// Read the index of `dir` (a fresh one, started at `now`, when there is none or it is

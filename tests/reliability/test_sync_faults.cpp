@@ -22,18 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::map<std::string, std::vector<char>> snapshot(const fs::path& p) {
-  std::map<std::string, std::vector<char>> out;
-  if (!fs::exists(p)) return out;
-  if (fs::is_regular_file(p)) {
-    out[""] = ckpt_test::read_bytes(p);
-    return out;
-  }
-  for (const auto& e : fs::recursive_directory_iterator(p))
-    if (e.is_regular_file()) out[fs::relative(e.path(), p).string()] = ckpt_test::read_bytes(e.path());
-  return out;
-}
-
 StateDict state(std::uint64_t seed, bool lone_tensor) {
   if (lone_tensor) return StateDict(ckpt_test::random_tensor(DType::f32, {64, 64}, seed));
   StateDict sd;
@@ -41,12 +29,6 @@ StateDict state(std::uint64_t seed, bool lone_tensor) {
   sd["model"].set("0.bias", ckpt_test::random_tensor(DType::f32, {64}, seed + 1));
   sd["epoch"] = static_cast<std::int64_t>(seed);
   return sd;
-}
-
-template <class F>
-std::string ext() {
-  if constexpr (archive_traits<F>::extensions.size() > 0) return std::string(archive_traits<F>::extensions[0]);
-  else return {};
 }
 
 /// Fails (or, with crash, ends the process at) the k-th sync step; `no_exchange` also refuses
@@ -70,7 +52,7 @@ struct StepFault {
 template <class F>
 void run_format(const ckpt_test::TempDir& dir, bool no_exchange, int& faults) {
   const std::string name(archive_traits<F>::name);
-  const fs::path p = dir / ("f-" + name + ext<F>());
+  const fs::path p = dir / ("f-" + name + ckpt_test::first_extension<F>());
   bool lone = false;
   StateDict v1 = state(1, false);
   try {
@@ -81,7 +63,7 @@ void run_format(const ckpt_test::TempDir& dir, bool no_exchange, int& faults) {
     save_as<F>(p, v1);
   }
   const StateDict v2 = state(2, lone);
-  const auto old_bytes = snapshot(p);
+  const auto old_bytes = ckpt_test::snapshot(p);
   const auto listing = dir.list();
   // The steps one save takes (k past the last: the save succeeds, nothing injected).
   std::size_t n = 0;
@@ -90,9 +72,9 @@ void run_format(const ckpt_test::TempDir& dir, bool no_exchange, int& faults) {
     save_as<F>(p, v2);
     n = count.steps.size();
   }
-  const auto new_bytes = snapshot(p);
+  const auto new_bytes = ckpt_test::snapshot(p);
   save_as<F>(p, v1);
-  REQUIRE(snapshot(p) == old_bytes);
+  REQUIRE(ckpt_test::snapshot(p) == old_bytes);
   REQUIRE(n >= 3);  // at least fsync, rename, directory fsync
   for (std::size_t k = 0; k < n; ++k) {
     io::SyncStep at{};
@@ -109,7 +91,7 @@ void run_format(const ckpt_test::TempDir& dir, bool no_exchange, int& faults) {
     }
     INFO(name << (no_exchange ? " (no RENAME_EXCHANGE)" : "") << ": " << io::sync_step_name(at) << " (step " << k << " of " << n << ") failed");
     CHECK(dir.list() == listing);  // no temporary left, nothing new
-    const auto now = snapshot(p);
+    const auto now = ckpt_test::snapshot(p);
     // Before the new checkpoint is in place the old one is intact; after, it is the new one.
     CHECK((now == old_bytes || (now == new_bytes && at == io::SyncStep::fsync_dir)));
     if (now != old_bytes) save_as<F>(p, v1);

@@ -15,19 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Every file under `p` (or `p` itself) by relative name, with its bytes.
-std::map<std::string, std::vector<char>> snapshot(const fs::path& p) {
-  std::map<std::string, std::vector<char>> out;
-  if (!fs::exists(p)) return out;
-  if (fs::is_regular_file(p)) {
-    out[""] = ckpt_test::read_bytes(p);
-    return out;
-  }
-  for (const auto& e : fs::recursive_directory_iterator(p))
-    if (e.is_regular_file()) out[fs::relative(e.path(), p).string()] = ckpt_test::read_bytes(e.path());
-  return out;
-}
-
 /// Installs a hook that fails the write containing byte `k` of everything this save writes
 /// (counted across files); removed on destruction.
 struct FaultAt {
@@ -72,17 +59,10 @@ StateDict state(std::uint64_t seed, bool lone_tensor) {
   return sd;
 }
 
-/// The format's first extension ("" for directory formats, which have none).
-template <class F>
-std::string ext() {
-  if constexpr (archive_traits<F>::extensions.size() > 0) return std::string(archive_traits<F>::extensions[0]);
-  else return {};
-}
-
 template <class F>
 void run_format(const ckpt_test::TempDir& dir, int& offsets_tried) {
   const std::string name(archive_traits<F>::name);
-  const fs::path p = dir / ("f-" + name + ext<F>());
+  const fs::path p = dir / ("f-" + name + ckpt_test::first_extension<F>());
   bool lone = false;
   StateDict v1 = state(1, false);
   try {
@@ -93,9 +73,9 @@ void run_format(const ckpt_test::TempDir& dir, int& offsets_tried) {
     save_as<F>(p, v1);
   }
   const StateDict v2 = state(2, lone);
-  const auto before = snapshot(p);
+  const auto before = ckpt_test::snapshot(p);
   const auto listing = dir.list();
-  const fs::path scratch = dir / ("scratch-" + name + ext<F>());
+  const fs::path scratch = dir / ("scratch-" + name + ckpt_test::first_extension<F>());
   const std::uint64_t total = bytes_written<F>(scratch, v2);
   REQUIRE(total > (std::uint64_t{3} << 20));
 
@@ -120,7 +100,7 @@ void run_format(const ckpt_test::TempDir& dir, int& offsets_tried) {
     }
     INFO(name << ": fault at byte " << k);
     CHECK(dir.list() == listing);  // no temporary left, nothing new
-    CHECK(snapshot(p) == before);  // the previous checkpoint's bytes are untouched
+    CHECK(ckpt_test::snapshot(p) == before);  // the previous checkpoint's bytes are untouched
   }
   // The previous checkpoint still loads to its values (and verifies, where the format can).
   const StateDict back = load_as<F>(p);
@@ -140,7 +120,7 @@ void run_format(const ckpt_test::TempDir& dir, int& offsets_tried) {
   if constexpr (archive_traits<F>::caps.checksums) verify(p);
 
   // A first save that fails leaves nothing at all under the final name.
-  const fs::path fresh = dir / ("new-" + name + ext<F>());
+  const fs::path fresh = dir / ("new-" + name + ckpt_test::first_extension<F>());
   for (const std::uint64_t k : {std::uint64_t{0}, total / 3, total - 1}) {
     FaultAt fault(k, ENOSPC);
     CHECK_THROWS_AS(save_as<F>(fresh, v2), io_error);

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -146,6 +147,26 @@ inline bool dontneed_drops_pages(const fs::path& dir) {
   const bool drops = before > 0 && resident_pages(control) < before / 4;
   fs::remove(control);
   return drops;
+}
+
+/// Every file under `p` (or `p` itself, keyed "") by relative name, with its bytes.
+inline std::map<std::string, std::vector<char>> snapshot(const fs::path& p) {
+  std::map<std::string, std::vector<char>> out;
+  if (!fs::exists(p)) return out;
+  if (fs::is_regular_file(p)) {
+    out[""] = read_bytes(p);
+    return out;
+  }
+  for (const auto& e : fs::recursive_directory_iterator(p))
+    if (e.is_regular_file()) out[fs::relative(e.path(), p).string()] = read_bytes(e.path());
+  return out;
+}
+
+/// Format F's first extension ("" for directory formats, which have none).
+template <class F>
+std::string first_extension() {
+  if constexpr (ckpt::archive_traits<F>::extensions.size() > 0) return std::string(ckpt::archive_traits<F>::extensions[0]);
+  else return {};
 }
 
 }  // namespace ckpt_test

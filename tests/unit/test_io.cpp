@@ -48,6 +48,31 @@ TEST_CASE("errors carry the path and the errno text", "[io]") {
   CHECK_THROWS_AS(save("/nonexistent-dir/x.ckpt", StateDict{}), io_error);
 }
 
+TEST_CASE("a directory where a file is expected is io_error EISDIR, for every reader", "[io]") {
+  // Not a format error judged from the directory's st_size (0 on btrfs: "too short", "unknown
+  // format"): the manager treats io_error as transient and format errors as corruption.
+  ckpt_test::TempDir dir;
+  const auto d = dir / "ckpt-1.ckpt";
+  std::filesystem::create_directory(d);
+  try {
+    io::File::open_read(d);
+    FAIL("a directory opened for reading");
+  } catch (const io_error& e) {
+    CHECK(e.code() == EISDIR);
+    CHECK(e.path() == d.string());
+  }
+  for (const char* name : {"a.ckpt", "a.json", "a.safetensors", "a.npz", "a.pt", "a.npy"}) {
+    std::filesystem::create_directory(dir / name);
+    INFO(name);
+    try {
+      (void)load(dir / name);
+      FAIL("loaded a directory");
+    } catch (const io_error& e) {
+      CHECK(e.code() == EISDIR);
+    }
+  }
+}
+
 TEST_CASE("a write fault at byte k fails the save, keeps the previous file, leaves no temp", "[io][fault]") {
   ckpt_test::TempDir dir;
   const auto p = dir / "m.ckpt";

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <fcntl.h>     // open flags, sync_file_range, posix_fadvise
+#include <stdio.h>     // rename, renameat2 and RENAME_EXCHANGE (glibc, _GNU_SOURCE)
 #include <sys/stat.h>  // fstat
 #include <unistd.h>    // read/write/fsync/close
 
@@ -38,6 +39,33 @@ inline std::function<int(const std::string&, std::uint64_t, std::size_t)>& write
   return hook;
 }
 
+/// The steps of a save other than write(2) that can fail or be interrupted, named for the
+/// fault hook below.
+enum class SyncStep : std::uint8_t { fsync, close, rename, exchange, fsync_dir };
+inline const char* sync_step_name(SyncStep s) noexcept {
+  switch (s) {
+    case SyncStep::fsync: return "fsync";
+    case SyncStep::close: return "close";
+    case SyncStep::rename: return "rename";
+    case SyncStep::exchange: return "exchange";
+    case SyncStep::fsync_dir: return "fsync_dir";
+  }
+  return "?";
+}
+
+/// Test hook for fault injection: called before each SyncStep with (step, path); it may return
+/// an errno value to make that step fail as the system call would (0 = proceed), or end the
+/// process there to stage a crash. Null in normal operation.
+inline std::function<int(SyncStep, const std::string&)>& sync_fault_hook() {
+  static std::function<int(SyncStep, const std::string&)> hook;
+  return hook;
+}
+/// The errno the hook injects for `step` on `path` (0: none).
+inline int injected_fault(SyncStep step, const std::string& path) {
+  auto& hook = sync_fault_hook();
+  return hook ? hook(step, path) : 0;
+}
+
 /// An owned file descriptor, closed on destruction.
 class File {
  public:
@@ -56,13 +84,18 @@ class File {
   File& operator=(const File&) = delete;
   ~File() { close_quietly(); }
 
-  /// Open for reading; io_error with errno when it cannot.
+  /// Open for reading; io_error with errno when it cannot. A directory is io_error EISDIR here,
+  /// whatever st_size the filesystem gives it (4096 on ext4, 0 on btrfs), not an empty file.
   static File open_read(const fs::path& p) {
     int fd;
     do fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
     if (fd < 0) throw io_error("cannot open for reading", p.string(), errno);
-    return File(fd, p.string());
+    File f(fd, p.string());
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw io_error("cannot stat", p.string(), errno);
+    if (S_ISDIR(st.st_mode)) throw io_error("cannot open for reading", p.string(), EISDIR);
+    return f;
   }
   /// Create a new file (fails if it exists) for writing.
   static File create_exclusive(const fs::path& p, int mode = 0644) {
@@ -121,6 +154,7 @@ class File {
     }
   }
   void fsync() {
+    if (const int e = injected_fault(SyncStep::fsync, path_)) throw io_error("cannot fsync", path_, e);
     if (::fsync(fd_) != 0) throw io_error("cannot fsync", path_, errno);
   }
   /// Ask the kernel to start writing [offset, offset + n) to disk now, without waiting for it
@@ -135,7 +169,9 @@ class File {
   void close() {
     if (fd_ >= 0) {
       const int fd = std::exchange(fd_, -1);
+      const int injected = injected_fault(SyncStep::close, path_);
       if (::close(fd) != 0 && errno != EINTR) throw io_error("cannot close", path_, errno);
+      if (injected) throw io_error("cannot close", path_, injected);
     }
   }
 
@@ -150,6 +186,7 @@ class File {
 /// fsync a directory so that a rename or create inside it is durable.
 inline void fsync_dir(const fs::path& dir) {
   const fs::path d = dir.empty() ? fs::path(".") : dir;
+  if (const int e = injected_fault(SyncStep::fsync_dir, d.string())) throw io_error("cannot fsync directory", d.string(), e);
   int fd;
   do fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   while (fd < 0 && errno == EINTR);
@@ -171,6 +208,33 @@ inline std::string random_suffix() {
 
 /// The marker every temporary name carries; CheckpointManager and cleanup code look for it.
 inline constexpr std::string_view temp_marker = ".tmp-";
+/// What a directory replaced without RENAME_EXCHANGE is renamed to while its successor moves
+/// in: `<name>.tmp-old-<random>`. Cleanup restores it when `<name>` is missing (a crash came
+/// between the two renames) and removes it otherwise.
+inline constexpr std::string_view moved_aside_marker = ".tmp-old-";
+
+/// rename(2), through the fault hook; io_error naming both paths.
+inline void rename_path(const fs::path& from, const fs::path& to, const char* what) {
+  int e = injected_fault(SyncStep::rename, to.string());
+  if (!e && ::rename(from.c_str(), to.c_str()) != 0) e = errno;
+  if (e) throw io_error(std::string(what) + " ('" + from.string() + "')", to.string(), e);
+}
+
+/// Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE). False where
+/// the system or the filesystem cannot (the caller then uses two renames); io_error otherwise.
+inline bool exchange_paths(const fs::path& a, const fs::path& b) {
+#if defined(__linux__) && defined(RENAME_EXCHANGE)
+  int e = injected_fault(SyncStep::exchange, b.string());
+  if (!e && ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) != 0) e = errno;
+  if (!e) return true;
+  if (e == EINVAL || e == ENOSYS || e == ENOTSUP || e == EOPNOTSUPP) return false;
+  throw io_error("cannot exchange '" + a.string() + "' with the previous checkpoint", b.string(), e);
+#else
+  (void)a;
+  (void)b;
+  return false;
+#endif
+}
 
 /// Sequential byte sink that archives write into. Tracks the position; pads to alignments.
 class Writer {
@@ -314,7 +378,7 @@ class AtomicFile {
     writer_->flush();
     if (durable_) file_.fsync();
     file_.close();
-    if (::rename(tmp_.c_str(), final_.c_str()) != 0) throw io_error("cannot rename '" + tmp_.string() + "' into place", final_.string(), errno);
+    rename_path(tmp_, final_, "cannot rename into place");
     committed_ = true;
     if (durable_) fsync_dir(final_.parent_path());
   }
@@ -364,22 +428,38 @@ class AtomicDir {
     if (durable_) f.fsync();
     f.close();
   }
+  /// Put the new directory in place. Replacing one, it swaps the two in one atomic step where
+  /// the filesystem can (RENAME_EXCHANGE), so no crash finds neither; elsewhere it moves the
+  /// old one aside (moved_aside_marker), renames the new one in and removes the old one — a
+  /// crash between those renames leaves only the moved-aside one, which the manager's cleanup
+  /// (remove_temporaries) renames back.
   void commit() {
     if (durable_) fsync_dir(tmp_);
     std::error_code ec;
     fs::path old;
-    if (fs::exists(final_, ec)) {
+    if (!fs::exists(final_, ec)) {
+      rename_path(tmp_, final_, "cannot rename into place");
+    } else if (exchange_paths(tmp_, final_)) {
+      old = tmp_;  // the previous directory, now under the temporary name
+    } else {
       old = final_;
-      old += std::string(temp_marker) + "old-" + random_suffix();
-      if (::rename(final_.c_str(), old.c_str()) != 0) throw io_error("cannot move the previous checkpoint aside", final_.string(), errno);
-    }
-    if (::rename(tmp_.c_str(), final_.c_str()) != 0) {
-      const int e = errno;
-      if (!old.empty()) (void)::rename(old.c_str(), final_.c_str());
-      throw io_error("cannot rename '" + tmp_.string() + "' into place", final_.string(), e);
+      old += std::string(moved_aside_marker) + random_suffix();
+      rename_path(final_, old, "cannot move the previous checkpoint aside");
+      try {
+        rename_path(tmp_, final_, "cannot rename into place");
+      } catch (...) {
+        std::error_code ignored;
+        fs::rename(old, final_, ignored);
+        throw;
+      }
     }
     committed_ = true;
-    if (durable_) fsync_dir(final_.parent_path());
+    try {
+      if (durable_) fsync_dir(final_.parent_path());
+    } catch (...) {
+      if (!old.empty()) fs::remove_all(old, ec);  // the new one is in place: leave no temporary
+      throw;
+    }
     if (!old.empty()) fs::remove_all(old, ec);
   }
 

@@ -4,6 +4,7 @@
 #include <ckpt/ckpt.hpp>
 
 #include "test_util.hpp"
+#include "truncation.hpp"
 
 using namespace ckpt;
 
@@ -17,17 +18,11 @@ StateDict small() {
 }
 }  // namespace
 
-TEST_CASE("native: truncation at every length raises a ckpt::error", "[formats][bad]") {
+TEST_CASE("native: truncation at every length is a format_error with the offset", "[formats][bad]") {
   ckpt_test::TempDir dir;
   const auto p = dir / "t.ckpt";
   save(p, small());
-  const auto full = ckpt_test::read_bytes(p);
-  const auto q = dir / "cut.ckpt";
-  for (std::size_t n = 0; n < full.size(); ++n) {
-    ckpt_test::write_bytes(q, std::vector<char>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n)));
-    INFO(n);
-    REQUIRE_THROWS_AS(load_as<native_format>(q), ckpt::error);
-  }
+  ckpt_test::require_truncations_fail(ckpt_test::read_bytes(p), dir / "cut.ckpt", [](const auto& q) { return load_as<native_format>(q); });
 }
 
 TEST_CASE("native: wrong magic is a format_error; unknown files list the known formats", "[formats][bad]") {

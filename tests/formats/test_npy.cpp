@@ -7,6 +7,7 @@
 #include <ckpt/io/memory.hpp>
 
 #include "test_util.hpp"
+#include "truncation.hpp"
 
 using namespace ckpt;
 namespace fs = std::filesystem;
@@ -137,15 +138,10 @@ TEST_CASE("npy: a .npy holds one tensor; trees and values are refused", "[npy]")
   CHECK(dir.list().empty());  // nothing left behind
 }
 
-TEST_CASE("npy: truncation at every length raises format_error", "[npy][bad]") {
+TEST_CASE("npy: truncation at every length is a format_error with the offset", "[npy][bad]") {
   ckpt_test::TempDir dir;
   save(dir / "full.npy", ckpt_test::random_tensor(DType::f64, {2, 3}, 1));
-  const auto full = ckpt_test::read_bytes(dir / "full.npy");
-  for (std::size_t n = 0; n < full.size(); ++n) {
-    ckpt_test::write_bytes(dir / "cut.npy", std::vector<char>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n)));
-    INFO(n);
-    REQUIRE_THROWS_AS(load_as<npy_format>(dir / "cut.npy"), format_error);
-  }
+  ckpt_test::require_truncations_fail(ckpt_test::read_bytes(dir / "full.npy"), dir / "cut.npy", [](const auto& q) { return load_as<npy_format>(q); });
 }
 
 TEST_CASE("npy: hostile headers raise the specific error without big allocations", "[npy][bad]") {

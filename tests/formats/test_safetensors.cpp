@@ -5,6 +5,7 @@
 #include <ckpt/ckpt.hpp>
 
 #include "test_util.hpp"
+#include "truncation.hpp"
 
 using namespace ckpt;
 namespace fs = std::filesystem;
@@ -140,14 +141,10 @@ TEST_CASE("safetensors: each validation rule has a bad file that raises a specif
   CHECK(seen == rules.size() + 1);
 }
 
-TEST_CASE("safetensors: truncation at every length raises a ckpt::error", "[safetensors][bad]") {
+TEST_CASE("safetensors: truncation at every length is a format_error with the offset", "[safetensors][bad]") {
   ckpt_test::TempDir dir;
-  const auto full = ckpt_test::read_bytes(data_dir / "nested.safetensors");
-  for (std::size_t n = 0; n < full.size(); ++n) {
-    ckpt_test::write_bytes(dir / "cut.safetensors", std::vector<char>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n)));
-    INFO(n);
-    REQUIRE_THROWS_AS(load_as<safetensors_format>(dir / "cut.safetensors"), format_error);
-  }
+  ckpt_test::require_truncations_fail(ckpt_test::read_bytes(data_dir / "nested.safetensors"), dir / "cut.safetensors",
+                                      [](const auto& q) { return load_as<safetensors_format>(q); });
 }
 
 TEST_CASE("safetensors: mmap views aligned tensors and copies misaligned ones", "[safetensors][mmap]") {

@@ -268,9 +268,11 @@ TEST_CASE("manager: temporaries are removed and the index reconciled on open", "
   }
   // a crash left: temporaries of a checkpoint (file and directory) and of the index; a
   // checkpoint committed but not indexed; an old one the index dropped but not yet deleted;
-  // and an index entry whose file is gone
+  // an index entry whose file is gone; and a directory moved aside whose successor never
+  // arrived (its name is missing: it is renamed back, not deleted)
   ckpt_test::write_bytes(dir / "ckpt-4.ckpt.tmp-abc123", {'x'});
-  std::filesystem::create_directory(dir / "ckpt-5.d.tmp-old-zz");
+  std::filesystem::create_directory(dir / "ckpt-3.ckpt.tmp-old-zz");
+  std::filesystem::create_directory(dir / "ckpt-6.d.tmp-old-yy");
   ckpt_test::write_bytes(dir / "checkpoints.json.tmp-q1", {'{'});
   std::filesystem::copy_file(dir / "ckpt-3.ckpt", dir / "ckpt-7.ckpt");
   std::filesystem::copy_file(dir / "ckpt-3.ckpt", dir / "ckpt-1.ckpt");
@@ -278,10 +280,12 @@ TEST_CASE("manager: temporaries are removed and the index reconciled on open", "
   ckpt_test::write_bytes(dir / "unrelated.txt", {'k'});
   mt::WarningCapture w;
   CheckpointManager mgr(dir.path(), ck, o);
-  CHECK(dir.list() == std::vector<std::string>{"checkpoints.json", "checkpoints.lock", "ckpt-1.ckpt", "ckpt-3.ckpt", "ckpt-7.ckpt", "unrelated.txt"});
+  CHECK(dir.list() == std::vector<std::string>{"checkpoints.json", "checkpoints.lock", "ckpt-1.ckpt", "ckpt-3.ckpt", "ckpt-6.d", "ckpt-7.ckpt", "unrelated.txt"});
   CHECK(mt::steps_indexed(mgr) == Steps{1, 3, 7});
   CHECK(mgr.latest_step() == 7);
   CHECK(w.any_contains("removed 3 temporary file(s)"));
+  CHECK(w.any_contains("restored '" + (dir / "ckpt-6.d").string() + "'"));
+  std::filesystem::remove(dir / "ckpt-6.d");
   CHECK(w.any_contains("ckpt-2.ckpt' is in the index but not on disk"));
   CHECK(w.any_contains("adopting checkpoint"));
   mgr.save(8);  // retention now treats adopted ones like the rest

@@ -105,7 +105,7 @@ class Linear {
     }
     try {
       if (!n->is_tensor()) throw ckpt::mismatch_error("wrong kind of value", "", "tensor", "non-tensor");
-      ckpt::detail::check_assignable(n->tensor(), ckpt::DType::f32, &shape);
+      ckpt::check_assignable(n->tensor(), ckpt::DType::f32, &shape);
     } catch (const ckpt::mismatch_error& e) {
       if (!opts.skip_mismatched) ckpt::rethrow_with_prefix(e, ckpt::KeyPath{key});
       r.mismatched.push_back(std::string(key) + " (expected " + e.expected() + ", got " + e.got() + ")");
@@ -276,7 +276,7 @@ inline ckpt::LoadReport load_state_dict(Adam& a, const ckpt::StateDict& sd, cons
           }
           try {
             if (!t->is_tensor()) throw ckpt::mismatch_error("wrong kind of value", "", "tensor", "non-tensor");
-            ckpt::detail::check_assignable(t->tensor(), ckpt::DType::f32, &shape);
+            ckpt::check_assignable(t->tensor(), ckpt::DType::f32, &shape);
           } catch (const ckpt::mismatch_error& e) {
             ckpt::rethrow_with_prefix(e, ckpt::KeyPath{key});
           }

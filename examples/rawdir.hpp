@@ -5,7 +5,7 @@
 #pragma once
 
 #include <ckpt/ckpt.hpp>
-#include <ckpt/detail/skeleton.hpp>
+#include <ckpt/archive_kit.hpp>
 #include <ckpt/io/file.hpp>
 #include <filesystem>
 #include <string>
@@ -36,7 +36,7 @@ class Writer {
 
  private:
   ckpt::io::AtomicDir out_;
-  ckpt::detail::SkeletonBuilder tree_;
+  ckpt::SkeletonBuilder tree_;
   ckpt::Value index_ = ckpt::Value::array();
 };
 
@@ -45,7 +45,7 @@ class Reader {
   Reader(const fs::path& dir, const ckpt::LoadOptions&) : dir_(dir) {
     const auto bytes = ckpt::io::read_file(dir / "index.json");
     // The library's JSON reader for files: nesting and size limits, errors naming the file.
-    index_ = ckpt::detail::parse_json_limited(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), (dir / "index.json").string());
+    index_ = ckpt::parse_json_limited(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), (dir / "index.json").string());
     for (const auto& j : index_.at("tensors")) {
       ckpt::EntryInfo e;
       for (const auto& k : j.at("key")) e.path = e.path / k.get<std::string>();

@@ -1,6 +1,7 @@
 // ckpt/ckpt.hpp — umbrella include: everything a training loop needs.
 #pragma once
 
+#include "archive_kit.hpp"     // SkeletonBuilder, parse_json_limited: for custom backends
 #include "archive/detect.hpp"  // built-in formats
 #include "archive/json.hpp"    // .json
 #include "archive/memory.hpp"  // in-memory (tests)

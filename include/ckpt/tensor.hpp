@@ -224,13 +224,12 @@ concept TensorLike = requires(const T& c, T& m, const Tensor& t) {
   tensor_traits<T>::assign(m, t);
 };
 
-namespace detail {
-/// Check that `t` can fill a destination of `want_dtype`/`want_shape`; throw mismatch_error.
+/// Check that `t` can fill a destination of `want_dtype` (and `want_shape`, unless null); throws
+/// mismatch_error with expected and got. For tensor_traits and load_state_dict written by users.
 inline void check_assignable(const Tensor& t, DType want_dtype, const Shape* want_shape) {
   if (t.dtype() != want_dtype) throw mismatch_error("dtype mismatch", "", std::string(name(want_dtype)), std::string(name(t.dtype())));
   if (want_shape && *want_shape != t.shape()) throw mismatch_error("shape mismatch", "", shape_string(*want_shape), shape_string(t.shape()));
 }
-}  // namespace detail
 
 /// std::vector<T> of elements: a 1-D tensor; loading resizes the vector.
 template <Element T, class A>
@@ -240,7 +239,7 @@ struct tensor_traits<std::vector<T, A>> {
     return {dtype_of<T>, {static_cast<std::int64_t>(v.size())}, reinterpret_cast<const std::byte*>(v.data()), v.size() * sizeof(T)};
   }
   static void assign(std::vector<T, A>& v, const Tensor& t) {
-    detail::check_assignable(t, dtype_of<T>, nullptr);
+    check_assignable(t, dtype_of<T>, nullptr);
     if (t.dim() != 1) throw mismatch_error("shape mismatch", "", "a 1-D tensor", shape_string(t.shape()));
     auto src = t.values<T>();
     v.assign(src.begin(), src.end());
@@ -255,7 +254,7 @@ struct tensor_traits<std::array<T, N>> {
   }
   static void assign(std::array<T, N>& v, const Tensor& t) {
     const Shape want{static_cast<std::int64_t>(N)};
-    detail::check_assignable(t, dtype_of<T>, &want);
+    check_assignable(t, dtype_of<T>, &want);
     std::copy_n(t.values<T>().begin(), N, v.begin());
   }
 };
@@ -268,7 +267,7 @@ struct tensor_traits<std::span<T, E>> {
   }
   static void assign(std::span<T, E>& v, const Tensor& t) {
     const Shape want{static_cast<std::int64_t>(v.size())};
-    detail::check_assignable(t, dtype_of<std::remove_cv_t<T>>, &want);
+    check_assignable(t, dtype_of<std::remove_cv_t<T>>, &want);
     if constexpr (!std::is_const_v<T>) std::copy_n(t.values<std::remove_cv_t<T>>().begin(), v.size(), v.begin());
     else throw unsupported_error("cannot load into a span of const elements");
   }
@@ -287,7 +286,7 @@ template <Element T>
 struct tensor_traits<T> {
   static TensorView view(const T& v) { return {dtype_of<T>, {}, reinterpret_cast<const std::byte*>(&v), sizeof(T)}; }
   static void assign(T& v, const Tensor& t) {
-    detail::check_assignable(t, dtype_of<T>, nullptr);
+    check_assignable(t, dtype_of<T>, nullptr);
     v = t.item<T>();
   }
 };

@@ -28,7 +28,7 @@ struct Linear {
     if (const StateDict* w = sd.find_key("weight")) {
       const Shape want{2, 3};
       try {
-        detail::check_assignable(w->tensor(), DType::f32, &want);
+        check_assignable(w->tensor(), DType::f32, &want);
       } catch (const mismatch_error& e) {
         rethrow_with_prefix(e, KeyPath{"weight"});
       }

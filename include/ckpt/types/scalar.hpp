@@ -79,7 +79,7 @@ struct checkpoint_traits<Tensor> {
       t = src;
       return {};
     }
-    detail::check_assignable(src, t.dtype(), &t.shape());
+    check_assignable(src, t.dtype(), &t.shape());
     if (src.nbytes()) std::memcpy(t.mutable_data(), src.data(), src.nbytes());
     return {};
   }

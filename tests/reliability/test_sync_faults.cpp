@@ -54,14 +54,7 @@ void run_format(const ckpt_test::TempDir& dir, bool no_exchange, int& faults) {
   const std::string name(archive_traits<F>::name);
   const fs::path p = dir / ("f-" + name + ckpt_test::first_extension<F>());
   bool lone = false;
-  StateDict v1 = state(1, false);
-  try {
-    save_as<F>(p, v1);
-  } catch (const unsupported_error&) {  // a one-tensor format (.npy)
-    lone = true;
-    v1 = state(1, true);
-    save_as<F>(p, v1);
-  }
+  const StateDict v1 = ckpt_test::save_first<F>(p, [](bool one) { return state(1, one); }, lone);
   const StateDict v2 = state(2, lone);
   const auto old_bytes = ckpt_test::snapshot(p);
   const auto listing = dir.list();

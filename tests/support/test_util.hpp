@@ -169,4 +169,20 @@ std::string first_extension() {
   else return {};
 }
 
+/// Saves make(false) at `p` in format F — or make(true), a lone tensor, where F holds only one
+/// (.npy, which refuses a tree with unsupported_error) — and returns what it saved; `lone` says which.
+template <class F, class Make>
+ckpt::StateDict save_first(const fs::path& p, Make make, bool& lone) {
+  lone = false;
+  ckpt::StateDict v = make(false);
+  try {
+    ckpt::save_as<F>(p, v);
+  } catch (const ckpt::unsupported_error&) {
+    lone = true;
+    v = make(true);
+    ckpt::save_as<F>(p, v);
+  }
+  return v;
+}
+
 }  // namespace ckpt_test

@@ -19,7 +19,7 @@
 #include <span>         // byte spans, std::span adapter
 #include <string>       // shape_string
 #include <type_traits>  // traits detection
-#include <utility>      // std::move
+#include <utility>      // std::move, std::declval
 #include <vector>       // shapes, std::vector adapter
 
 #include "dtype.hpp"  // DType, dtype_of, element sizes
@@ -211,6 +211,9 @@ class Tensor {
 /// Specialize to make a user tensor type storable without a copy on save. Provide
 ///   static TensorView view(const T&);                 // dtype, shape, contiguous bytes
 ///   static void assign(T&, const Tensor&);            // load: copy (and resize) from a tensor
+/// A type whose memory is not contiguous row-major (a column-major matrix, a strided view)
+/// returns `Tensor` from view() instead: a row-major copy, or Tensor::borrow of its memory when
+/// that happens to be row-major at run time. tensor_of() takes either.
 /// The primary template is disabled: "not specialized" is detectable (TensorLike is false).
 template <class T, class>
 struct tensor_traits {
@@ -291,8 +294,22 @@ struct tensor_traits<T> {
   }
 };
 
-/// A non-owning view of any TensorLike value.
+/// True when tensor_traits<T>::view returns a Tensor (a copy, or a borrow decided at run time)
+/// rather than a plain view of the object's memory.
 template <TensorLike T>
+inline constexpr bool view_returns_tensor = std::is_same_v<std::remove_cvref_t<decltype(tensor_traits<T>::view(std::declval<const T&>()))>, Tensor>;
+
+/// A non-owning view of a TensorLike value whose view() views its memory.
+template <TensorLike T>
+  requires(!view_returns_tensor<T>)
 TensorView as_view(const T& x) { return tensor_traits<T>::view(x); }
+
+/// The tensor of any TensorLike value: borrows its memory (no copy) when view() views it, or
+/// is the Tensor view() returned.
+template <TensorLike T>
+Tensor tensor_of(const T& x) {
+  if constexpr (view_returns_tensor<T>) return tensor_traits<T>::view(x);
+  else return Tensor::borrow(tensor_traits<T>::view(x));
+}
 
 }  // namespace ckpt

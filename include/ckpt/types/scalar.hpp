@@ -86,11 +86,12 @@ struct checkpoint_traits<Tensor> {
 };
 
 /// Every TensorLike user type (and std::vector/std::array/std::span of elements): a tensor
-/// leaf that views the object's memory (no copy), loaded through tensor_traits<T>::assign.
+/// leaf that views the object's memory (no copy; or the row-major copy a view() returning
+/// Tensor made), loaded through tensor_traits<T>::assign.
 template <class T>
   requires(TensorLike<T> && !std::is_arithmetic_v<T> && !std::is_same_v<T, Tensor>)
 struct checkpoint_traits<T> {
-  static StateDict state_dict(const T& x) { return StateDict(Tensor::borrow(tensor_traits<T>::view(x))); }
+  static StateDict state_dict(const T& x) { return StateDict(tensor_of(x)); }
   static LoadReport load_state_dict(T& x, const StateDict& sd, const LoadOptions&) {
     if (!sd.is_tensor()) throw mismatch_error("wrong kind of value", "", "tensor", detail::node_desc(sd));
     tensor_traits<T>::assign(x, sd.tensor());

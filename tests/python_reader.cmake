@@ -26,4 +26,15 @@ if(_have_ckptfile_numpy)
                      ${CMAKE_CURRENT_BINARY_DIR}/interop-${_script} ${_ckptfile_torch} ${PROJECT_VERSION})
     set_tests_properties(interop.${_script} PROPERTIES LABELS interop)
   endforeach()
+
+  # The README's snippet runs on a file the library wrote.
+  set(_ckf_dir ${CMAKE_CURRENT_BINARY_DIR}/readme-ckptfile)
+  ckpt_readme_python_snippet(readme_ckptfile.py ${_ckf_dir}/readme_ckptfile.py)
+  add_test(NAME interop.readme_ckptfile_write COMMAND ckptfile_fixtures write ${_ckf_dir})
+  set_tests_properties(interop.readme_ckptfile_write PROPERTIES LABELS interop FIXTURES_SETUP ckpt_readme_ckptfile)
+  ckpt_add_checked_test(NAME interop.readme_ckptfile
+           EXPECT "\\(2, 3\\) float32 3.\\('model', '0\\.weight'\\) raw"
+           COMMAND ${CMAKE_COMMAND} -E env PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=${PROJECT_SOURCE_DIR}/tools/python
+                   ${CKPT_PYTHON} ${_ckf_dir}/readme_ckptfile.py WORKING_DIRECTORY ${_ckf_dir})
+  set_tests_properties(interop.readme_ckptfile PROPERTIES LABELS interop FIXTURES_REQUIRED ckpt_readme_ckptfile)
 endif()

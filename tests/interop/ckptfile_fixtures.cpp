@@ -152,8 +152,8 @@ int main(int argc, char** argv) {
     z.codec = "zlib";
     ckpt::save(dir / "all.ckpt", fixture());
     ckpt::save(dir / "all_zlib.ckpt", fixture(), z);
-    ckpt::save(dir / "small.ckpt", small());
-    ckpt::save(dir / "small_zlib.ckpt", small(), z);
+    ckpt::save(dir / "run.ckpt", small());
+    ckpt::save(dir / "run_zlib.ckpt", small(), z);
     std::cout << "wrote " << dir.string() << "\n";
     return 0;
   }

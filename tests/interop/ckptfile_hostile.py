@@ -37,7 +37,7 @@ def check_error(e):
 
 
 # ---- 1. every byte flipped, every truncation ----
-for name in ("small.ckpt", "small_zlib.ckpt"):
+for name in ("run.ckpt", "run_zlib.ckpt"):
     src = os.path.join(OUTDIR, name)
     want = describe(src)
     data = open(src, "rb").read()
@@ -69,8 +69,8 @@ for name in ("small.ckpt", "small_zlib.ckpt"):
 
 
 # ---- 2. one crafted file per rule ----
-base = open(os.path.join(OUTDIR, "small.ckpt"), "rb").read()
-zbase = open(os.path.join(OUTDIR, "small_zlib.ckpt"), "rb").read()
+base = open(os.path.join(OUTDIR, "run.ckpt"), "rb").read()
+zbase = open(os.path.join(OUTDIR, "run_zlib.ckpt"), "rb").read()
 
 
 def parts(data):

@@ -198,9 +198,12 @@ class CkptFile:
     def _read(self, offset, n):
         buf = bytearray(n)
         view, done = memoryview(buf), 0
-        self._file.seek(offset)
         while done < n:
-            got = self._file.readinto(view[done:])
+            if hasattr(os, "preadv"):  # positional: no shared file position between threads
+                got = os.preadv(self._file.fileno(), [view[done:]], offset + done)
+            else:
+                self._file.seek(offset + done)
+                got = self._file.readinto(view[done:])
             if not got:
                 raise self._err(FormatError, "file ended early (did it shrink while being read?)",
                                 offset=offset + done, expected="%d bytes" % n, got="%d bytes" % done)

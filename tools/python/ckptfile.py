@@ -42,6 +42,7 @@ HEADER_SIZE, TRAILER_SIZE, ALIGNMENT = 64, 32, 64
 MAX_FOOTER_BYTES = 1 << 30               # the library's cap on a footer
 MAX_TREE_DEPTH = 256                     # levels of tree
 MAX_JSON_DEPTH = 2 * MAX_TREE_DEPTH + 16  # levels of JSON
+MAX_DEFLATE_RATIO = 1032                 # deflate expands at most 1032:1 (as the library's zip reader)
 CONTAINERS = ("dict", "int_dict", "list")
 CODECS = ("raw", "zlib")
 
@@ -305,6 +306,9 @@ class CkptFile:
                                      "%d bytes" % (numel * size) if valid else "a valid shape", "%d bytes" % nbytes)
         if codec not in CODECS:
             raise self._footer_error("unknown codec '%s'" % codec, key)
+        if codec == "zlib" and nbytes // MAX_DEFLATE_RATIO > stored + 64:  # a hostile size, before any allocation
+            raise self._footer_error("declared size impossible for zlib (ratio above 1032:1)", key,
+                                     "at most %d bytes" % ((stored + 64) * MAX_DEFLATE_RATIO), "%d bytes" % nbytes)
         if codec == "raw" and stored != nbytes:
             raise self._footer_error("raw entry with stored size different from its size", key,
                                      "%d bytes" % nbytes, "%d bytes" % stored)

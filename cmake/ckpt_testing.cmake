@@ -25,3 +25,16 @@ function(ckpt_add_checked_test)
            COMMAND ${CMAKE_COMMAND} "-DEXPECT=${A_EXPECT}" -DEXPECT_FAIL=${_fail}
                    -P ${PROJECT_SOURCE_DIR}/cmake/run_checked.cmake ${A_COMMAND})
 endfunction()
+
+# ckpt_readme_python_snippet(<name> <out-file>): write README.md's snippet marked
+# `<!-- snippet: <name> -->` ... `<!-- end <name> -->` (a ```python block) to <out-file>, so a
+# test can run it; configure fails when the markers are gone.
+function(ckpt_readme_python_snippet name out)
+  file(READ ${PROJECT_SOURCE_DIR}/README.md _readme)
+  string(REGEX MATCH "<!-- snippet: ${name} -->[\r\n]+```python[\r\n]+([^`]*)```[\r\n]+<!-- end ${name} -->" _m "${_readme}")
+  if(NOT CMAKE_MATCH_1)
+    message(FATAL_ERROR "README.md lost its marked snippet (<!-- snippet: ${name} -->)")
+  endif()
+  file(WRITE ${out} "${CMAKE_MATCH_1}")
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/README.md)
+endfunction()

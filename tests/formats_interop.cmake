@@ -42,14 +42,8 @@ if(_have_numpy)
   endforeach()
 
   # The README's NumPy snippet runs on an .npz that ckpt wrote (from a small JSON checkpoint).
-  file(READ ${PROJECT_SOURCE_DIR}/README.md _readme_np)
-  string(REGEX MATCH "<!-- snippet: readme_numpy.py -->[\r\n]+```python[\r\n]+([^`]*)```[\r\n]+<!-- end readme_numpy.py -->" _m "${_readme_np}")
-  if(NOT CMAKE_MATCH_1)
-    message(FATAL_ERROR "README.md lost its marked snippet (<!-- snippet: readme_numpy.py -->)")
-  endif()
   set(_np_dir ${CMAKE_CURRENT_BINARY_DIR}/readme-numpy)
-  file(MAKE_DIRECTORY ${_np_dir})
-  file(WRITE ${_np_dir}/readme_numpy.py "${CMAKE_MATCH_1}")
+  ckpt_readme_python_snippet(readme_numpy.py ${_np_dir}/readme_numpy.py)
   file(WRITE ${_np_dir}/state.json [=[{"format": "ckpt-json", "version": 1,
  "tensors": [{"key": ["model", "weight"], "dtype": "f32", "shape": [2, 3], "data": [1, 2, 3, 4, 5, 6]}],
  "tree": {"dict": [["model", {"dict": [["weight", {"tensor": 0}]]}], ["epoch", {"value": 3}]]}}

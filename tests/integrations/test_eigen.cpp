@@ -208,6 +208,25 @@ TEMPLATE_TEST_CASE("eigen: every scalar type and layout round-trips through ever
   check_eigen_round_trip<TestType>(dir / ("eigen-" + std::string(archive_traits<TestType>::name) + std::string(ext.empty() ? "" : ext[0])));
 }
 
+TEST_CASE("eigen: empty matrices keep their shape", "[eigen][formats]") {
+  ckpt_test::TempDir dir;
+  const Eigen::MatrixXd empty(0, 3);
+  const Eigen::Matrix<float, Dynamic, Dynamic, RowMajor> empty_row(2, 0);
+  const Eigen::VectorXi none;
+  StateDict sd;
+  sd.set("empty", to_state_dict(empty));
+  sd.set("empty_row", to_state_dict(empty_row));
+  sd.set("none", to_state_dict(none));
+  save(dir / "e.ckpt", sd);
+  const StateDict back = load(dir / "e.ckpt");
+  CHECK(back.at("empty").tensor().shape() == Shape{0, 3});
+  CHECK(back.at("empty_row").tensor().shape() == Shape{2, 0});
+  CHECK(back.at("none").tensor().shape() == Shape{0});
+  Eigen::MatrixXd m = Eigen::MatrixXd::Ones(2, 2);
+  load_state_dict(m, back.at("empty"));
+  CHECK((m.rows() == 0 && m.cols() == 3));
+}
+
 TEST_CASE("eigen: one matrix as a whole .npy file", "[eigen][formats]") {
   ckpt_test::TempDir dir;
   Eigen::Matrix<std::int32_t, 4, 3> m;

@@ -4,6 +4,8 @@ ckpt_add_test(formats.pickle formats/test_pickle.cpp)
 if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/formats/test_torch.cpp)
   ckpt_add_test(formats.torch formats/test_torch.cpp)
 endif()
+# Interop III (issue 16): NumPy values, sets/bytes/complex, inert Python objects — hand-built files
+ckpt_add_test(formats.torch_objects formats/test_torch_objects.cpp)
 
 # ---- real torch 2.x and legacy files (../shared/fixtures, beside the clone in CI) ----
 set(CKPT_FIXTURES_DIR ${PROJECT_SOURCE_DIR}/../shared/fixtures)

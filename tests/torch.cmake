@@ -4,6 +4,8 @@ ckpt_add_test(formats.pickle formats/test_pickle.cpp)
 if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/formats/test_torch.cpp)
   ckpt_add_test(formats.torch formats/test_torch.cpp)
 endif()
+# Interop III (issue 16): NumPy values, sets/bytes/complex, inert Python objects — hand-built files
+ckpt_add_test(formats.torch_objects formats/test_torch_objects.cpp)
 
 # ---- real torch 2.x and legacy files (../shared/fixtures, beside the clone in CI) ----
 set(CKPT_FIXTURES_DIR ${PROJECT_SOURCE_DIR}/../shared/fixtures)
@@ -41,4 +43,17 @@ if(_have_torch AND TARGET train_linear)
                    ${CKPT_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/interop/torch_cross_resume.py
                    $<TARGET_FILE:train_linear> $<TARGET_FILE:torch_cross_tool> ${CMAKE_CURRENT_BINARY_DIR}/torch-cross-resume)
   set_tests_properties(interop.torch.cross_resume PROPERTIES LABELS interop)
+endif()
+
+# ---- the checkpoints real projects write (issue 16): torchvision models, a reference-script
+# checkpoint with an argparse.Namespace, NumPy values, a Lightning-shaped dict, a whole module,
+# an os.system payload — written by torch in the test, read and converted by the ckpt tool ----
+ckpt_python_has(_have_torchvision torch numpy torchvision)
+ckpt_interop_report(torch-objects "${_have_torchvision}" "torch, numpy and torchvision for ${CKPT_PYTHON} (Debian: python3-torch python3-numpy python3-torchvision)")
+if(_have_torchvision AND CKPT_BUILD_TOOLS)
+  ckpt_add_checked_test(NAME interop.torch.objects EXPECT "torch objects interop ok"
+           COMMAND ${CMAKE_COMMAND} -E env PYTHONDONTWRITEBYTECODE=1
+                   ${CKPT_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/interop/torch_objects.py
+                   $<TARGET_FILE:ckpt_tool> ${CMAKE_CURRENT_BINARY_DIR}/torch-objects)
+  set_tests_properties(interop.torch.objects PROPERTIES LABELS interop)
 endif()

@@ -223,6 +223,10 @@ Sink open_sink(const fs::path& path, const ckpt::SaveOptions& opts) {
     s.write_tensor = [p = ar.get()](const ckpt::KeyPath& k, const ckpt::TensorView& t) { p->write_tensor(k, t); };
     s.write_value = [p = ar.get()](const ckpt::KeyPath& k, const ckpt::Value& v) { p->write_value(k, v); };
     s.commit = [p = ar.get()] { p->commit(); };
+    s.dropped_objects = [p = ar.get()] {
+      if constexpr (requires { p->dropped_objects(); }) return p->dropped_objects();
+      else return std::vector<std::string>{};
+    };
     s.holder = std::move(ar);
   });
   return s;

@@ -36,6 +36,10 @@ commands:
 
 options:
   --json        machine-readable output on stdout (schema: docs/CLI.md)
+  --inert-objects
+                .pt files: read Python objects the file's pickle holds (argparse.Namespace,
+                whole nn.Modules, any class) as inert records {"$class", "$args", "$state"}
+                instead of refusing the file; nothing is imported or run either way
   -h, --help    this text          --version    the library version
 
 exit status: 0 ok, 1 differs (diff) or bad (verify), 2 unreadable/invalid input or usage error.
@@ -83,10 +87,12 @@ Args parse(int argc, char** argv) {
     else if (arg == "--atol") a.atol = parse_tolerance(arg, take());
     else if (arg == "--format") a.format = take();
     else if (arg == "--codec") a.codec = take();
+    else if (arg == "--inert-objects" && !has_value) a.inert_objects = true;
     else throw usage_error("unknown option '" + arg + "'");
   }
   if ((a.rtol || a.atol) && a.command != "diff") throw usage_error("--rtol and --atol apply to diff only");
   if ((!a.format.empty() || !a.codec.empty()) && a.command != "convert") throw usage_error("--format and --codec apply to convert only");
+  if (a.inert_objects && a.command == "formats") throw usage_error("--inert-objects applies to commands that read a checkpoint");
   return a;
 }
 

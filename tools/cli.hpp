@@ -42,6 +42,14 @@ struct Args {
   bool json = false;
   std::optional<double> rtol, atol;  // diff
   std::string format, codec;         // convert
+  bool inert_objects = false;        // every command that reads a checkpoint
+
+  /// The load options every command that reads a checkpoint starts from.
+  ckpt::LoadOptions load_options() const {
+    ckpt::LoadOptions o;
+    o.inert_objects = inert_objects;
+    return o;
+  }
 };
 
 /// Writes the JSON document (--json) or lets the command print text.
@@ -134,6 +142,8 @@ struct Sink {
   std::function<void(const ckpt::KeyPath&, const ckpt::TensorView&)> write_tensor;
   std::function<void(const ckpt::KeyPath&, const ckpt::Value&)> write_value;
   std::function<void()> commit;
+  /// After commit(): objects (inert records) the backend wrote as something else, "key (class)".
+  std::function<std::vector<std::string>()> dropped_objects;
   std::shared_ptr<void> holder;
 };
 /// Open a writer for `path`: opts.format, else the extension's backend, else native.
@@ -175,6 +185,22 @@ Json shape_json(const ckpt::Shape& s);
 std::string human_bytes(std::uint64_t n);
 /// A JSON value shortened to `max` characters for text output.
 std::string short_value(const ckpt::Value& v, std::size_t max = 100);
+/// `s` cut to `max` characters, ending in "..." when cut.
+std::string abbreviate(std::string s, std::size_t max = 100);
+
+// ---- inert records (Python objects read from .pt files, detail/record.hpp) --------------
+
+/// One record in a checkpoint's tree: a record dict node, or a record inside a value leaf.
+struct ObjectInfo {
+  ckpt::KeyPath path;
+  std::string cls;      ///< "argparse.Namespace"
+  std::string summary;  ///< "argparse.Namespace(lr=0.1, epochs=90, ...)", abbreviated
+};
+/// The records of `o` that stand for objects (not sets, complex numbers or bytes, which are
+/// values), outermost first, depth first.
+std::vector<ObjectInfo> objects_of(const Opened& o);
+/// Is `p` the path of, or under, one of `objects`?
+bool under_object(const ckpt::KeyPath& p, const std::vector<ObjectInfo>& objects);
 /// The message of an exception on one line.
 std::string one_line(std::string s);
 /// Left-aligned columns: rows of cells, two spaces apart.

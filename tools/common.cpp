@@ -92,8 +92,9 @@ std::string human_bytes(std::uint64_t n) {
   return s.str();
 }
 
-std::string short_value(const ckpt::Value& v, std::size_t max) {
-  std::string s = v.dump();
+std::string short_value(const ckpt::Value& v, std::size_t max) { return abbreviate(v.dump(), max); }
+
+std::string abbreviate(std::string s, std::size_t max) {
   if (s.size() > max) s = s.substr(0, max - 3) + "...";
   return s;
 }

@@ -63,7 +63,7 @@ Json json_list(const std::vector<std::string>& v) {
 
 int cmd_convert(const Args& a) {
   if (a.operands.size() != 2) throw usage_error("convert takes an input and an output path");
-  ckpt::LoadOptions lo;  // map where the backend can (tensors a buffering writer holds cost no copy); verify anyway
+  ckpt::LoadOptions lo = a.load_options();  // map where the backend can (tensors a buffering writer holds cost no copy); verify anyway
   lo.mmap = true;
   lo.verify = true;
   const Opened src = open_checkpoint(a.operands[0], lo);
@@ -78,6 +78,11 @@ int cmd_convert(const Args& a) {
   Copier c(sink, src, progress);
   walk_tree(src.tree, c);
   sink.commit();
+  const std::vector<std::string> dropped_objects = sink.dropped_objects();
+  if (!dropped_objects.empty())
+    std::cerr << "ckpt: note: " << sink.format << " cannot write " << dropped_objects.size() << " object" << (dropped_objects.size() == 1 ? "" : "s")
+              << " back as " << (dropped_objects.size() == 1 ? "itself" : "themselves") << "; dropped the class, wrote the fields as a plain dict: "
+              << some(dropped_objects) << "\n";
   if (!c.dropped_values.empty() || !c.dropped_containers.empty()) {
     std::string what;
     if (!c.dropped_values.empty())
@@ -91,7 +96,8 @@ int cmd_convert(const Args& a) {
     print_json(Json{{"command", "convert"}, {"input", {{"path", src.path}, {"format", src.format}}},
                     {"output", {{"path", a.operands[1]}, {"format", sink.format}}}, {"tensors", c.tensors},
                     {"values", c.values}, {"tensor_bytes", c.bytes},
-                    {"dropped", {{"values", json_list(c.dropped_values)}, {"containers", json_list(c.dropped_containers)}}}});
+                    {"dropped", {{"values", json_list(c.dropped_values)}, {"containers", json_list(c.dropped_containers)},
+                                 {"objects", json_list(dropped_objects)}}}});
   } else {
     std::cout << "wrote " << a.operands[1] << " (" << sink.format << "): " << c.tensors << " tensors (" << human_bytes(c.bytes) << "), "
               << c.values << " values, from " << src.path << " (" << src.format << ")\n";

@@ -73,8 +73,8 @@ const char* kind_of(const Leaf& l) { return l.is_tensor ? "tensor" : "value"; }
 int cmd_diff(const Args& a) {
   if (a.operands.size() != 2) throw usage_error("diff takes two checkpoints");
   const double rtol = a.rtol.value_or(0.0), atol = a.atol.value_or(0.0);
-  const Opened A = open_checkpoint(a.operands[0]);
-  const Opened B = open_checkpoint(a.operands[1]);
+  const Opened A = open_checkpoint(a.operands[0], a.load_options());
+  const Opened B = open_checkpoint(a.operands[1], a.load_options());
   const auto la = A.leaves(), lb = B.leaves();
 
   // Match leaves: exact key path first, then the joined name where it is unique on both sides.

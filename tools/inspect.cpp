@@ -80,8 +80,9 @@ int cmd_ls(const Args& a) {
   if (a.operands.size() != 1) throw usage_error("ls takes one checkpoint file or directory");
   const fs::path path = a.operands[0];
   if (is_manager_dir(path)) return ls_manager(a, path);
-  const Opened o = open_checkpoint(path);
+  const Opened o = open_checkpoint(path, a.load_options());
   const auto leaves = o.leaves();
+  const auto objects = objects_of(o);
   if (a.json) {
     Json entries = Json::array();
     for (std::size_t i = 0; i < o.entries.size(); ++i) {
@@ -94,17 +95,26 @@ int cmd_ls(const Args& a) {
     Json values = Json::array();
     for (const auto& l : leaves)
       if (!l.is_tensor) values.push_back(Json{{"key", l.path.str()}, {"keys", keys_json(l.path)}, {"value", Json(*l.value)}});
+    Json objs = Json::array();
+    for (const auto& ob : objects)
+      objs.push_back(Json{{"key", ob.path.str()}, {"keys", keys_json(ob.path)}, {"class", ob.cls}, {"summary", ob.summary}});
     print_json(Json{{"command", "ls"}, {"path", o.path}, {"kind", "checkpoint"}, {"format", o.format},
-                    {"entries", std::move(entries)}, {"values", std::move(values)},
+                    {"entries", std::move(entries)}, {"values", std::move(values)}, {"objects", std::move(objs)},
                     {"tree", o.flat ? Json(nullptr) : Json(o.tree)}});
     return exit_ok;
   }
   std::uint64_t bytes = 0;
   for (const auto& e : o.entries) bytes += e.nbytes;
-  std::size_t nvalues = 0;
-  for (const auto& l : leaves) nvalues += !l.is_tensor;
+  std::size_t nvalues = 0, shown = 0;  // values inside objects are shown with their object
+  for (const auto& l : leaves)
+    if (!l.is_tensor) {
+      ++nvalues;
+      shown += !under_object(l.path, objects);
+    }
   std::cout << o.path << ": " << o.format << ", " << o.entries.size() << " tensor" << (o.entries.size() == 1 ? "" : "s")
-            << " (" << human_bytes(bytes) << "), " << nvalues << " value" << (nvalues == 1 ? "" : "s") << "\n";
+            << " (" << human_bytes(bytes) << "), " << nvalues << " value" << (nvalues == 1 ? "" : "s");
+  if (!objects.empty()) std::cout << ", " << objects.size() << " object" << (objects.size() == 1 ? "" : "s");
+  std::cout << "\n";
   if (!o.entries.empty()) {
     std::vector<std::vector<std::string>> rows{{"key", "dtype", "shape", "bytes", "stored"}};
     for (std::size_t i = 0; i < o.entries.size(); ++i) {
@@ -115,11 +125,17 @@ int cmd_ls(const Args& a) {
     }
     std::cout << table(rows);
   }
-  if (nvalues) {
+  if (!objects.empty()) {
+    std::cout << "objects:\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& ob : objects) rows.push_back({o.display(ob.path), ob.cls, ob.summary});
+    std::cout << table(rows);
+  }
+  if (shown) {
     std::cout << "metadata:\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& l : leaves)
-      if (!l.is_tensor) rows.push_back({o.display(l.path), "=", short_value(*l.value)});
+      if (!l.is_tensor && !under_object(l.path, objects)) rows.push_back({o.display(l.path), "=", short_value(*l.value)});
     std::cout << table(rows);
   }
   return exit_ok;
@@ -127,7 +143,7 @@ int cmd_ls(const Args& a) {
 
 int cmd_info(const Args& a) {
   if (a.operands.size() != 1) throw usage_error("info takes one checkpoint");
-  const Opened o = open_checkpoint(a.operands[0]);
+  const Opened o = open_checkpoint(a.operands[0], a.load_options());
   std::uint64_t bytes = 0, stored = 0, numel = 0;
   std::map<std::string, std::size_t> dtypes, codecs;
   for (const auto& e : o.entries) {
@@ -139,15 +155,20 @@ int cmd_info(const Args& a) {
   }
   std::size_t nvalues = 0;
   for (const auto& l : o.leaves()) nvalues += !l.is_tensor;
+  const auto objects = objects_of(o);
+  std::map<std::string, std::size_t> classes;
+  for (const auto& ob : objects) ++classes[ob.cls];
   if (a.json) {
-    Json dj = Json::object(), cj = Json::object();
+    Json dj = Json::object(), cj = Json::object(), oj = Json::object();
     for (const auto& [k, v] : dtypes) dj[k] = v;
     for (const auto& [k, v] : codecs) cj[k] = v;
+    for (const auto& [k, v] : classes) oj[k] = v;
     print_json(Json{{"command", "info"}, {"path", o.path}, {"format", o.format},
                     {"format_version", o.format_version ? Json(*o.format_version) : Json(nullptr)},
                     {"size_on_disk", o.size_on_disk}, {"tensors", o.entries.size()}, {"values", nvalues},
                     {"elements", numel}, {"tensor_bytes", bytes}, {"stored_bytes", stored}, {"dtypes", std::move(dj)},
-                    {"codecs", std::move(cj)}, {"alignment", o.alignment ? Json(*o.alignment) : Json(nullptr)},
+                    {"codecs", std::move(cj)}, {"objects", objects.size()}, {"classes", std::move(oj)},
+                    {"alignment", o.alignment ? Json(*o.alignment) : Json(nullptr)},
                     {"tree", !o.flat}, {"caps", caps_json(o.caps)}});
     return exit_ok;
   }
@@ -165,6 +186,7 @@ int cmd_info(const Args& a) {
       {"codecs:", counts(codecs)},
       {"alignment:", o.alignment ? std::to_string(*o.alignment) + " bytes" : "-"},
       {"values:", std::to_string(nvalues)},
+      {"objects:", objects.empty() ? std::string("-") : std::to_string(objects.size()) + " (" + counts(classes) + ")"},
       {"tree:", o.flat ? "none (flat: entries by key path)" : "stored"},
   };
   std::cout << o.path << "\n" << table(rows);

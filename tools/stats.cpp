@@ -126,7 +126,7 @@ bool selects(const std::string& key, const ckpt::KeyPath& p) {
 
 int cmd_stats(const Args& a) {
   if (a.operands.empty()) throw usage_error("stats takes a checkpoint and optional keys");
-  const Opened o = open_checkpoint(a.operands[0]);
+  const Opened o = open_checkpoint(a.operands[0], a.load_options());
   std::vector<Leaf> chosen;
   for (const auto& l : o.leaves())
     if (l.is_tensor) chosen.push_back(l);

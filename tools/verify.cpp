@@ -29,7 +29,7 @@ struct FileReport {
 /// Verify one checkpoint. `lenient`: every ckpt::error counts as damage (inside a manager
 /// directory a listed checkpoint that cannot be read is bad); else only content errors do and
 /// the rest propagate (exit 2).
-FileReport verify_one(const fs::path& path, const std::string& label, bool lenient) {
+FileReport verify_one(const fs::path& path, const std::string& label, bool lenient, const ckpt::LoadOptions& opts) {
   FileReport r;
   auto judge = [&](const std::exception& x, const std::string& key) {
     if (!lenient && !is_content_error(x)) throw;
@@ -38,7 +38,7 @@ FileReport verify_one(const fs::path& path, const std::string& label, bool lenie
   Opened o;
   try {
     r.format = detect_format(path);
-    ckpt::LoadOptions lo;
+    ckpt::LoadOptions lo = opts;
     lo.verify = true;
     o = open_as(path, r.format, lo);
   } catch (const ckpt::error& x) {
@@ -84,7 +84,7 @@ int verify_manager(const Args& a, const fs::path& dir) {
     if (!fs::exists(e.path, ec)) {
       r.bad.push_back(Json{{"key", ""}, {"reason", "listed in the index but missing on disk"}});
     } else {
-      r = verify_one(e.path, "verify step " + std::to_string(e.step), true);
+      r = verify_one(e.path, "verify step " + std::to_string(e.step), true, a.load_options());
     }
     j["format"] = r.format.empty() ? Json(nullptr) : Json(r.format);
     j["ok"] = r.ok(), j["checksums"] = r.checksums, j["entries"] = r.entries, j["checked"] = r.checked, j["bad"] = r.bad;
@@ -115,7 +115,7 @@ int cmd_verify(const Args& a) {
   if (a.operands.size() != 1) throw usage_error("verify takes one checkpoint file or directory");
   const fs::path path = a.operands[0];
   if (is_manager_dir(path)) return verify_manager(a, path);
-  const FileReport r = verify_one(path, "verify", false);
+  const FileReport r = verify_one(path, "verify", false, a.load_options());
   if (a.json) {
     print_json(Json{{"command", "verify"}, {"path", path.string()}, {"kind", "checkpoint"}, {"format", r.format},
                     {"ok", r.ok()}, {"checksums", r.checksums}, {"entries", r.entries}, {"checked", r.checked},

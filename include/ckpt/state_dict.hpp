@@ -126,6 +126,11 @@ struct LoadOptions {
   bool mmap = false;
   /// Verify checksums while loading. Default: on for eager loads, off for mmap loads.
   std::optional<bool> verify;
+  /// PyTorch .pt: read Python objects the pickle may not build (an argparse.Namespace, a whole
+  /// nn.Module, any other class or function) as inert records — {"$class": "module.Name",
+  /// "$args": [...], "$state": {...}, ...}, tensors inside loaded as tensors — instead of
+  /// refusing the file. Nothing is imported or called either way. (`ckpt --inert-objects`.)
+  bool inert_objects = false;
 
   bool verify_checksums() const { return verify.value_or(!mmap); }
 };

@@ -1,7 +1,9 @@
 // The restricted unpickler and the protocol-2 pickler on their own (no torch): every opcode
 // family on bytes CPython's pickle.dumps produced (protocols 0, 1, 2, 4, 5), integer edges,
-// JSON -> pickle -> objects round trips, and hostile input: forbidden globals (the classic
-// os.system __reduce__ payload in three protocols), instantiation opcodes, memo/stack/mark/
+// JSON -> pickle -> objects round trips, sets / bytes / bytearray / complex values, inert
+// records (Hooks::inert_objects) for every opcode that calls or sets state, and hostile input:
+// forbidden globals (the classic os.system __reduce__ payload in three protocols, refused by
+// default and recorded without running in inert mode), instantiation opcodes, memo/stack/mark/
 // work limits, truncation at every length, absurd lengths, invalid UTF-8.
 #include "ckpt_catch.hpp"
 #include <ckpt/detail/pickle_write.hpp>
@@ -29,7 +31,7 @@ Value show(const Object& o, int depth = 0) {
     case Object::Type::integer: return o.flag ? Value(o.u) : Value(o.i);
     case Object::Type::floating: return o.f;
     case Object::Type::string: return o.s;
-    case Object::Type::bytes: return Value{{"bytes", o.s}};
+    case Object::Type::bytes: return Value{{o.flag ? "bytearray" : "bytes", o.s}};
     case Object::Type::global: return Value{{"global", o.s}};
     case Object::Type::list:
     case Object::Type::tuple: {
@@ -45,19 +47,28 @@ Value show(const Object& o, int depth = 0) {
       return d;
     }
     case Object::Type::opaque: return Value{{"opaque", o.i}};
+    case Object::Type::record: {  // {"record": {"$class": "module.name", "$args": ..., ...}}
+      Value r = Value::object();
+      for (std::size_t k = 0; k < o.dict_size(); ++k) {
+        const Object& v = *o.items[2 * k + 1];
+        r[o.items[2 * k]->s] = o.items[2 * k]->s == "$class" && v.is(Object::Type::global) ? Value(v.s) : show(v, depth + 1);
+      }
+      return Value{{"record", r}};
+    }
   }
   return nullptr;
 }
-Value unpickle(std::string_view bytes, Limits lim = {}) {
+Value unpickle(std::string_view bytes, Limits lim = {}, bool inert = false) {
   Hooks hooks;
+  hooks.inert_objects = inert;
   const auto b = B(bytes);
   Unpickler u(b, "test.pkl", hooks, lim);
   return show(*u.load());
 }
 template <class E>
-std::string error_of(std::string_view bytes, Limits lim = {}) {
+std::string error_of(std::string_view bytes, Limits lim = {}, bool inert = false) {
   try {
-    unpickle(bytes, lim);
+    unpickle(bytes, lim, inert);
   } catch (const E& e) {
     return e.what();
   }
@@ -75,6 +86,20 @@ constexpr auto p5 = "\x80\x05\x95\x38\x00\x00\x00\x00\x00\x00\x00\x7d\x94\x28\x8
 constexpr auto evil0 = "\x63\x70\x6f\x73\x69\x78\x0a\x73\x79\x73\x74\x65\x6d\x0a\x70\x30\x0a\x28\x56\x74\x6f\x75\x63\x68\x20\x2f\x74\x6d\x70\x2f\x63\x6b\x70\x74\x2d\x65\x76\x69\x6c\x2d\x6d\x61\x72\x6b\x65\x72\x0a\x70\x31\x0a\x74\x70\x32\x0a\x52\x70\x33\x0a\x2e"sv;
 constexpr auto evil2 = "\x80\x02\x63\x70\x6f\x73\x69\x78\x0a\x73\x79\x73\x74\x65\x6d\x0a\x71\x00\x58\x1b\x00\x00\x00\x74\x6f\x75\x63\x68\x20\x2f\x74\x6d\x70\x2f\x63\x6b\x70\x74\x2d\x65\x76\x69\x6c\x2d\x6d\x61\x72\x6b\x65\x72\x71\x01\x85\x71\x02\x52\x71\x03\x2e"sv;
 constexpr auto evil4 = "\x80\x04\x95\x36\x00\x00\x00\x00\x00\x00\x00\x8c\x05\x70\x6f\x73\x69\x78\x94\x8c\x06\x73\x79\x73\x74\x65\x6d\x94\x93\x94\x8c\x1b\x74\x6f\x75\x63\x68\x20\x2f\x74\x6d\x70\x2f\x63\x6b\x70\x74\x2d\x65\x76\x69\x6c\x2d\x6d\x61\x72\x6b\x65\x72\x94\x85\x94\x52\x94\x2e"sv;
+// pickle.dumps({'s': {1, 2}, 'f': frozenset([3]), 'b': b'\x00\xff', 'e': b'', 'ba': bytearray(b'xy'), 'c': 1+2j}, protocol=N):
+// protocol 2 spells them as calls (set([...]), _codecs.encode, bytes(), bytearray(bytes), complex(re, im)),
+// 4 with EMPTY_SET/ADDITEMS, FROZENSET and BINBYTES, 5 with BYTEARRAY8
+constexpr auto values2 = "\x80\x02\x7d\x71\x00\x28\x58\x01\x00\x00\x00\x73\x71\x01\x63\x5f\x5f\x62\x75\x69\x6c\x74\x69\x6e\x5f\x5f\x0a\x73\x65\x74\x0a\x71\x02\x5d\x71\x03\x28\x4b\x01\x4b\x02\x65\x85\x71\x04\x52\x71\x05\x58\x01\x00\x00\x00\x66\x71\x06\x63\x5f\x5f\x62\x75\x69\x6c\x74\x69\x6e\x5f\x5f\x0a\x66\x72\x6f\x7a\x65\x6e\x73\x65\x74\x0a\x71\x07\x5d\x71\x08\x4b\x03\x61\x85\x71\x09\x52\x71\x0a\x58\x01\x00\x00\x00\x62\x71\x0b\x63\x5f\x63\x6f\x64\x65\x63\x73\x0a\x65\x6e\x63\x6f\x64\x65\x0a\x71\x0c\x58\x03\x00\x00\x00\x00\xc3\xbf\x71\x0d\x58\x06\x00\x00\x00\x6c\x61\x74\x69\x6e\x31\x71\x0e\x86\x71\x0f\x52\x71\x10\x58\x01\x00\x00\x00\x65\x71\x11\x63\x5f\x5f\x62\x75\x69\x6c\x74\x69\x6e\x5f\x5f\x0a\x62\x79\x74\x65\x73\x0a\x71\x12\x29\x52\x71\x13\x58\x02\x00\x00\x00\x62\x61\x71\x14\x63\x5f\x5f\x62\x75\x69\x6c\x74\x69\x6e\x5f\x5f\x0a\x62\x79\x74\x65\x61\x72\x72\x61\x79\x0a\x71\x15\x68\x0c\x58\x02\x00\x00\x00\x78\x79\x71\x16\x68\x0e\x86\x71\x17\x52\x71\x18\x85\x71\x19\x52\x71\x1a\x58\x01\x00\x00\x00\x63\x71\x1b\x63\x5f\x5f\x62\x75\x69\x6c\x74\x69\x6e\x5f\x5f\x0a\x63\x6f\x6d\x70\x6c\x65\x78\x0a\x71\x1c\x47\x3f\xf0\x00\x00\x00\x00\x00\x00\x47\x40\x00\x00\x00\x00\x00\x00\x00\x86\x71\x1d\x52\x71\x1e\x75\x2e"sv;
+constexpr auto values4 = "\x80\x04\x95\x79\x00\x00\x00\x00\x00\x00\x00\x7d\x94\x28\x8c\x01\x73\x94\x8f\x94\x28\x4b\x01\x4b\x02\x90\x8c\x01\x66\x94\x28\x4b\x03\x91\x94\x8c\x01\x62\x94\x43\x02\x00\xff\x94\x8c\x01\x65\x94\x43\x00\x94\x8c\x02\x62\x61\x94\x8c\x08\x62\x75\x69\x6c\x74\x69\x6e\x73\x94\x8c\x09\x62\x79\x74\x65\x61\x72\x72\x61\x79\x94\x93\x94\x43\x02\x78\x79\x94\x85\x94\x52\x94\x8c\x01\x63\x94\x68\x0a\x8c\x07\x63\x6f\x6d\x70\x6c\x65\x78\x94\x93\x94\x47\x3f\xf0\x00\x00\x00\x00\x00\x00\x47\x40\x00\x00\x00\x00\x00\x00\x00\x86\x94\x52\x94\x75\x2e"sv;
+constexpr auto values5 = "\x80\x05\x95\x6c\x00\x00\x00\x00\x00\x00\x00\x7d\x94\x28\x8c\x01\x73\x94\x8f\x94\x28\x4b\x01\x4b\x02\x90\x8c\x01\x66\x94\x28\x4b\x03\x91\x94\x8c\x01\x62\x94\x43\x02\x00\xff\x94\x8c\x01\x65\x94\x43\x00\x94\x8c\x02\x62\x61\x94\x96\x02\x00\x00\x00\x00\x00\x00\x00\x78\x79\x94\x8c\x01\x63\x94\x8c\x08\x62\x75\x69\x6c\x74\x69\x6e\x73\x94\x8c\x07\x63\x6f\x6d\x70\x6c\x65\x78\x94\x93\x94\x47\x3f\xf0\x00\x00\x00\x00\x00\x00\x47\x40\x00\x00\x00\x00\x00\x00\x00\x86\x94\x52\x94\x75\x2e"sv;
+// argparse.Namespace(lr=0.5, name='x'), protocol 2: NEWOBJ + BUILD
+constexpr auto namespace2 = "\x80\x02\x63\x61\x72\x67\x70\x61\x72\x73\x65\x0a\x4e\x61\x6d\x65\x73\x70\x61\x63\x65\x0a\x71\x00\x29\x81\x71\x01\x7d\x71\x02\x28\x58\x02\x00\x00\x00\x6c\x72\x71\x03\x47\x3f\xe0\x00\x00\x00\x00\x00\x00\x58\x04\x00\x00\x00\x6e\x61\x6d\x65\x71\x04\x58\x01\x00\x00\x00\x78\x71\x05\x75\x62\x2e"sv;
+// collections.defaultdict(list, {'a': [1]}), protocol 2: REDUCE + SETITEM
+constexpr auto defaultdict2 = "\x80\x02\x63\x63\x6f\x6c\x6c\x65\x63\x74\x69\x6f\x6e\x73\x0a\x64\x65\x66\x61\x75\x6c\x74\x64\x69\x63\x74\x0a\x71\x00\x63\x5f\x5f\x62\x75\x69\x6c\x74\x69\x6e\x5f\x5f\x0a\x6c\x69\x73\x74\x0a\x71\x01\x85\x71\x02\x52\x71\x03\x58\x01\x00\x00\x00\x61\x71\x04\x5d\x71\x05\x4b\x01\x61\x73\x2e"sv;
+// a list subclass mod.L([1, 2]), protocol 2: NEWOBJ + APPENDS
+constexpr auto list_subclass2 = "\x80\x02\x63\x6d\x6f\x64\x0a\x4c\x0a\x71\x00\x29\x81\x71\x01\x28\x4b\x01\x4b\x02\x65\x2e"sv;
+// mod.K with __getnewargs_ex__ -> ((1,), {'b': 2}) and __dict__ {'a': 1}, protocol 4: NEWOBJ_EX + BUILD
+constexpr auto newobj_ex4 = "\x80\x04\x95\x26\x00\x00\x00\x00\x00\x00\x00\x8c\x03\x6d\x6f\x64\x94\x8c\x01\x4b\x94\x93\x94\x4b\x01\x85\x94\x7d\x94\x8c\x01\x62\x94\x4b\x02\x73\x92\x94\x7d\x94\x8c\x01\x61\x94\x4b\x01\x73\x62\x2e"sv;
 }  // namespace
 
 TEST_CASE("unpickle: the same object from protocols 0, 1, 2, 4 and 5", "[pickle]") {
@@ -162,7 +187,55 @@ TEST_CASE("unpickle: os.system __reduce__ payloads are refused, naming the globa
   CHECK_THAT(error_of<format_error>("\x82\x01."sv), ckpt_test::Contains("EXT1"));
   CHECK_THAT(error_of<format_error>("K\x01Q."sv), ckpt_test::Contains("persistent"));
   CHECK_THAT(error_of<format_error>("])R."sv), ckpt_test::Contains("cannot call"));
-  CHECK_THAT(error_of<format_error>("\x8f."sv), ckpt_test::Contains("sets"));
+  // the refusal says how to read such a file anyway
+  CHECK_THAT(error_of<format_error>(evil2), ckpt_test::Contains("--inert-objects") && ckpt_test::Contains("LoadOptions::inert_objects"));
+}
+
+TEST_CASE("unpickle: sets, frozensets, bytes, bytearrays and complex numbers, in protocols 2, 4 and 5", "[pickle]") {
+  const Value want = Value::parse(R"({"dict": [
+      ["s", {"record": {"$class": "builtins.set", "$items": [1, 2]}}],
+      ["f", {"record": {"$class": "builtins.frozenset", "$items": [3]}}],
+      ["b", {"bytes": "\u0000\u00ff"}], ["e", {"bytes": ""}], ["ba", {"bytearray": "xy"}],
+      ["c", {"record": {"$class": "builtins.complex", "$args": {"tuple": [1.0, 2.0]}}}]]})");
+  Value w = want;  // the JSON parser reads \u00ff as UTF-8; the bytes object holds the byte 0xff
+  w["dict"][2][1]["bytes"] = std::string("\x00\xff", 2);
+  for (auto bytes : {values2, values4, values5}) CHECK(unpickle(bytes) == w);
+  // ADDITEMS only onto a set; bytes() only of bytes or (str, encoding)
+  CHECK_THAT(error_of<format_error>("](K\x01\x90."sv), ckpt_test::Contains("ADDITEMS to a list"));
+  CHECK_THAT(error_of<format_error>("\x80\x02" "c__builtin__\nbytes\nK\x01\x85R."sv), ckpt_test::Contains("bytes needs"));
+  CHECK_THAT(error_of<format_error>("\x80\x02" "c__builtin__\ncomplex\nX\x01\x00\x00\x00" "x\x85R."sv), ckpt_test::Contains("complex of a str"));
+}
+
+TEST_CASE("unpickle: inert records for REDUCE, NEWOBJ, NEWOBJ_EX, BUILD, SETITEMS and APPENDS; nothing runs", "[pickle][security]") {
+  const std::filesystem::path marker = "/tmp/ckpt-evil-marker";
+  std::filesystem::remove(marker);
+  // the os.system payload, in three protocols: a record of the call, not a call
+  for (auto bytes : {evil0, evil2, evil4})
+    CHECK(unpickle(bytes, {}, true) == Value::parse(R"({"record": {"$class": "posix.system", "$args": {"tuple": ["touch /tmp/ckpt-evil-marker"]}}})"));
+  CHECK_FALSE(std::filesystem::exists(marker));
+  // NEWOBJ + BUILD (argparse.Namespace), REDUCE + SETITEM (a dict subclass), NEWOBJ + APPENDS (a list subclass)
+  CHECK(unpickle(namespace2, {}, true) == Value::parse(R"({"record": {"$class": "argparse.Namespace", "$state": {"dict": [["lr", 0.5], ["name", "x"]]}}})"));
+  CHECK(unpickle(defaultdict2, {}, true) ==
+        Value::parse(R"({"record": {"$class": "collections.defaultdict", "$args": {"tuple": [{"global": "builtins.list"}]}, "$items": {"dict": [["a", [1]]]}}})"));
+  CHECK(unpickle(list_subclass2, {}, true) == Value::parse(R"({"record": {"$class": "mod.L", "$items": [1, 2]}})"));
+  CHECK(unpickle(newobj_ex4, {}, true) ==
+        Value::parse(R"({"record": {"$class": "mod.K", "$args": {"tuple": [1]}, "$kwargs": {"dict": [["b", 2]]}, "$state": {"dict": [["a", 1]]}}})"));
+  // a call of a call's result; a global referenced, never called; BUILD twice updates a dict state
+  CHECK(unpickle("cmod\nf\n)R)R."sv, {}, true) == Value::parse(R"({"record": {"$class": {"record": {"$class": "mod.f"}}}})"));
+  CHECK(unpickle("cos\nsystem\n."sv, {}, true) == Value{{"global", "os.system"}});
+  CHECK(unpickle("cmod\nC\n)\x81}X\x01\x00\x00\x00" "aK\x01" "sb}X\x01\x00\x00\x00" "bK\x02" "sb."sv, {}, true) ==
+        Value::parse(R"({"record": {"$class": "mod.C", "$state": {"dict": [["a", 1], ["b", 2]]}}})"));
+  CHECK_THAT(error_of<format_error>("cmod\nC\n)\x81K\x01" "bK\x02" "b."sv, {}, true), ckpt_test::Contains("BUILD twice"));
+  // without the option each of them is refused at its GLOBAL, naming it
+  for (auto bytes : {namespace2, defaultdict2, list_subclass2, newobj_ex4})
+    CHECK_THAT(error_of<format_error>(bytes), ckpt_test::Contains("which is not allowed") && ckpt_test::Contains("--inert-objects"));
+  CHECK_THAT(error_of<format_error>(newobj_ex4), ckpt_test::Contains("'mod.K'"));
+  // still refused in inert mode: instantiation opcodes, calling data, keyword arguments to an allowed global
+  CHECK_THAT(error_of<format_error>("(ios\nsystem\n."sv, {}, true), ckpt_test::Contains("INST"));
+  CHECK_THAT(error_of<format_error>("])R."sv, {}, true), ckpt_test::Contains("cannot call a list"));
+  CHECK_THAT(error_of<format_error>("ccollections\nOrderedDict\n)}X\x01\x00\x00\x00" "aK\x01" "s\x92."sv, {}, true), ckpt_test::Contains("keyword arguments"));
+  CHECK_THAT(error_of<format_error>("cos\nsystem\n}b."sv, {}, true), ckpt_test::Contains("BUILD (setting state) on a global"));
+  CHECK_FALSE(std::filesystem::exists(marker));
 }
 
 TEST_CASE("unpickle: malformed input is a format_error with the offset, never a crash", "[pickle][bad]") {

@@ -2,7 +2,10 @@
 // for every fixture whose format this build knows, `ls --json` lists exactly the tensors the
 // writer's own reader saw (key, dtype, shape), `verify` passes, `stats` counts the NaNs the
 // expected values hold, and `convert` to .ckpt gives a file that `diff` finds equal. Fixtures
-// of formats this build does not know are refused with exit 2 and one line.
+// of formats this build does not know are refused with exit 2 and one line. torch26/ (Python
+// objects and NumPy values, issue 16) must load: NumPy values and sets/bytes by default, whole
+// modules and Namespaces with --inert-objects (and without it exit 2 naming the global and the
+// flag); its whole module's tensors are matched to the state_dict() keys of the expected files.
 #include "ckpt_catch.hpp"
 
 #include <cmath>
@@ -56,17 +59,34 @@ fs::path checkpoint_for(const fs::path& expected) {
   return expected.parent_path();
 }
 
-void check_fixture(const fs::path& ckpt_path, const json& expected, const ckpt::StateDict* values, ckpt_test::TempDir& tmp) {
-  const auto ls = run({"ls", "--json", ckpt_path.string()});
+/// The name torch's state_dict() gives a tensor at `keys` of a whole pickled module read with
+/// --inert-objects: its record fields ("$state", and "_modules" / "_parameters" / "_buffers"
+/// right below one) left out — {"$state", "_modules", "0", "$state", "_parameters", "weight"}
+/// is "0.weight". Other keys are joined as they are.
+std::string state_dict_name(const std::vector<std::string>& keys) {
+  std::string joined;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i] == "$state") continue;
+    if (i > 0 && keys[i - 1] == "$state" && (keys[i] == "_modules" || keys[i] == "_parameters" || keys[i] == "_buffers")) continue;
+    joined += (joined.empty() ? "" : ".") + keys[i];
+  }
+  return joined;
+}
+
+/// `args` with `flags` (e.g. --inert-objects) added after the command.
+std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& flags) {
+  args.insert(args.begin() + 1, flags.begin(), flags.end());
+  return args;
+}
+
+void check_fixture(const fs::path& ckpt_path, const json& expected, const ckpt::StateDict* values, ckpt_test::TempDir& tmp,
+                   const std::vector<std::string>& flags = {}) {
+  const auto ls = run(with({"ls", "--json", ckpt_path.string()}, flags));
   INFO(ls.err);
   REQUIRE(ls.rc == 0);
   const json j = ls.json();
   std::map<std::string, json> by_joined;
-  for (const auto& e : j.at("entries")) {
-    std::string joined;
-    for (const auto& k : e.at("keys")) joined += (joined.empty() ? "" : ".") + k.get<std::string>();
-    by_joined[joined] = e;
-  }
+  for (const auto& e : j.at("entries")) by_joined[state_dict_name(e.at("keys").get<std::vector<std::string>>())] = e;
   const json& tensors = expected.at("tensors");
   CHECK(j.at("entries").size() == tensors.size());
   for (const auto& [key, want] : tensors.items()) {
@@ -79,20 +99,15 @@ void check_fixture(const fs::path& ckpt_path, const json& expected, const ckpt::
     CHECK(e.at("shape") == want.at("shape"));
   }
 
-  const auto v = run({"verify", ckpt_path.string()});
+  const auto v = run(with({"verify", ckpt_path.string()}, flags));
   CHECK(v.rc == 0);
 
-  const auto st = run({"stats", "--json", ckpt_path.string()});
+  const auto st = run(with({"stats", "--json", ckpt_path.string()}, flags));
   REQUIRE(st.rc == 0);
   if (values) {  // NaN counts of the float tensors, from the writer's expected values
     std::map<std::string, json> stats;
     const json sj = st.json();
-    for (const auto& s : sj.at("tensors")) {
-      std::string joined;
-      const auto path = ckpt::KeyPath::parse(s.at("key").get<std::string>());
-      for (const auto& k : path.keys()) joined += (joined.empty() ? "" : ".") + k;
-      stats[joined] = s;
-    }
+    for (const auto& s : sj.at("tensors")) stats[state_dict_name(ckpt::KeyPath::parse(s.at("key").get<std::string>()).keys())] = s;
     for (const auto& [p, leaf] : values->flatten()) {
       if (!leaf->is_tensor() || (leaf->tensor().dtype() != DType::f32 && leaf->tensor().dtype() != DType::f64)) continue;
       const std::string key = p.joined();
@@ -107,12 +122,53 @@ void check_fixture(const fs::path& ckpt_path, const json& expected, const ckpt::
   }
 
   const auto out = tmp / (ckpt_path.stem().string() + "-" + std::to_string(std::hash<std::string>{}(ckpt_path.string())) + ".ckpt");
-  const auto c = run({"convert", ckpt_path.string(), out.string()});
+  const auto c = run(with({"convert", ckpt_path.string(), out.string()}, flags));
   INFO(c.err);
   REQUIRE(c.rc == 0);
-  const auto d = run({"diff", "--json", ckpt_path.string(), out.string()});
+  const auto d = run(with({"diff", "--json", ckpt_path.string(), out.string()}, flags));
   INFO(d.out);
   CHECK(d.rc == 0);
+}
+
+/// What torch26/'s files hold beyond tensors (their README and expected.json notes), and that
+/// they survive convert to .safetensors and back to .pt.
+void check_torch26(const fs::path& cp, const std::vector<std::string>& flags, ckpt_test::TempDir& tmp) {
+  const std::string name = cp.stem().string();
+  const json j = run(with({"ls", "--json", cp.string()}, flags)).json();
+  std::map<std::string, json> values;
+  for (const auto& v : j.at("values")) values[v.at("key").get<std::string>()] = v.at("value");
+  std::map<std::string, std::string> classes;
+  for (const auto& o : j.at("objects")) classes[o.at("key").get<std::string>()] = o.at("class").get<std::string>();
+  if (name == "numpy_values") {  // best_acc=0.71 f64, steps=1234 i64, flag=True
+    CHECK(values["best_acc"] == 0.71);
+    CHECK(values["steps"] == 1234);
+    CHECK(values["flag"] == true);
+  } else if (name == "reference_args") {
+    CHECK(classes["args"] == "argparse.Namespace");
+    CHECK(values["args"].at("$state").is_object());
+    CHECK(values["epoch"].is_number_integer());
+  } else if (name == "whole_module") {
+    CHECK(classes[""] == "torch.nn.modules.container.Sequential");
+    CHECK(classes["$state._modules.1"] == "torch.nn.modules.batchnorm.BatchNorm2d");
+    CHECK(classes.size() == 6);
+  } else if (name == "sets_bytes") {  // set, frozenset, bytes, bytearray, complex, tuple
+    CHECK(values["tags"].at("$class") == "builtins.set");
+    CHECK(values["frozen"].at("$class") == "builtins.frozenset");
+    CHECK(values["raw"].at("$class") == "builtins.bytes");
+    CHECK(values["ba"].at("$class") == "builtins.bytearray");
+    CHECK(values["c"].at("$class") == "builtins.complex");
+    CHECK(values["t"].is_array());
+  } else {
+    FAIL("a torch26 fixture this test does not know: " << name);
+  }
+  const auto mid = tmp / (name + ".safetensors"), back = tmp / (name + "-back.pt");
+  REQUIRE(run(with({"convert", cp.string(), mid.string()}, flags)).rc == 0);
+  REQUIRE(run({"convert", mid.string(), back.string()}).rc == 0);
+  for (const auto& f : {mid, back}) {
+    const auto d = run(with({"diff", cp.string(), f.string()}, flags));
+    INFO(f.string() << "\n" << d.out);
+    CHECK(d.rc == 0);
+  }
 }
 
 }  // namespace
@@ -150,16 +206,20 @@ TEST_CASE("shared fixtures of known formats are listed and verified and converte
         continue;
       }
     }
+    std::vector<std::string> flags;
     if (cp.parent_path().filename() == "torch26") {
-      // Pickles that hold Python objects beyond weights_only's set (argparse.Namespace, NumPy
-      // values, whole modules, sets): reading them is issue 16. Until it lands they must be
-      // refused with one line that names the global, never misread.
+      // Python objects (a Namespace, whole modules) need --inert-objects; without it the file
+      // is refused with one line naming the global and the flag. NumPy values, sets and bytes
+      // load by default.
       const auto r = run({"ls", cp.string()});
-      CHECK(r.rc == 2);
-      REQUIRE(r.err_lines().size() == 1);
-      CHECK_THAT(r.err_lines()[0], ckpt_test::Contains("pickle refers to global '"));
-      ++refused;
-      continue;
+      if (r.rc != 0) {
+        CHECK(r.rc == 2);
+        REQUIRE(r.err_lines().size() == 1);
+        CHECK_THAT(r.err_lines()[0], ckpt_test::Contains("pickle refers to global '") && ckpt_test::Contains("--inert-objects"));
+        flags = {"--inert-objects"};
+      }
+      CHECK((r.rc == 0) == (cp.stem() == "numpy_values" || cp.stem() == "sets_bytes"));
+      check_torch26(cp, flags, tmp);
     }
     std::optional<ckpt::StateDict> values;
     const auto npz = ex.parent_path() / (ex.filename().string().substr(0, ex.filename().string().size() - 5) + ".npz");
@@ -169,7 +229,7 @@ TEST_CASE("shared fixtures of known formats are listed and verified and converte
       } catch (const ckpt::error&) {  // no .npz reader in this build
       }
     }
-    check_fixture(cp, read_json(ex), values ? &*values : nullptr, tmp);
+    check_fixture(cp, read_json(ex), values ? &*values : nullptr, tmp, flags);
     ++read;
   }
   // A broken file is refused whatever the build knows.

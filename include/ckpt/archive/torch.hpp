@@ -25,7 +25,8 @@
 #include "../concepts.hpp"             // archive concepts, EntryInfo
 #include "../detail/crc32.hpp"         // tied-storage detection on write
 #include "../detail/endian.hpp"        // zip magic, legacy sizes, byte swaps
-#include "../detail/torch_pickle.hpp"  // torch's pickle, both directions
+#include "../detail/pickle_tree.hpp"   // writing torch's pickle
+#include "../detail/torch_pickle.hpp"  // reading torch's pickle
 #include "../detail/unpickle.hpp"      // restricted unpickler
 #include "../detail/zip.hpp"           // the container
 #include "../io/file.hpp"              // AtomicFile, File
@@ -101,6 +102,9 @@ class OutputArchive {
     zip_.finish();
     file_.commit();
   }
+  /// After commit(): records written as plain dicts, not as the objects they stand for
+  /// ("key (class)"; see detail/pickle_tree.hpp).
+  const std::vector<std::string>& dropped_objects() const { return tree_.dropped(); }
 
  private:
   std::string path_;
@@ -151,7 +155,8 @@ class InputArchive {
       read_storage(t.storage, start, buf);
       gather(buf.data(), t, dst.data());
     }
-    if (big_endian_) detail::byteswap_elements(dst, t.dtype == DType::c64 || t.dtype == DType::c128 ? es / 2 : es);
+    const auto& s = storages_[t.storage];
+    if (s.inline_bytes ? s.big_endian : big_endian_) detail::byteswap_elements(dst, t.dtype == DType::c64 || t.dtype == DType::c128 ? es / 2 : es);
   }
   /// Entry i as an owning tensor. Entries that are the same view of the same storage (tied
   /// weights) come back as one tensor — copies sharing their bytes, as torch shares them.
@@ -197,10 +202,14 @@ class InputArchive {
     if (pk->uncompressed_size > max_pickle_bytes)
       throw format_error("data.pkl too large", path_, pk->data_offset, "", "at most " + std::to_string(max_pickle_bytes) + " bytes", std::to_string(pk->uncompressed_size) + " bytes");
     const auto bytes = zip_->read(*pk);
-    detail::torch_pickle::Hooks hooks;
+    detail::torch_pickle::Hooks hooks(false, opts_.inert_objects);
     detail::pickle::Unpickler u(bytes, path_, hooks, {}, pk->method == 0 ? pk->data_offset : 0);
     const detail::pickle::Object* root = u.load();
     for (const auto& s : hooks.storages) {
+      if (s.inline_bytes) {  // a NumPy array: its bytes are in the pickle
+        sources_.push_back({});
+        continue;
+      }
       const std::string name = prefix + "data/" + s.key;
       const auto* e = zip_->find(name);
       if (!e) throw format_error("storage record missing", path_, format_error::no_offset, "", name, "no such member");
@@ -217,7 +226,7 @@ class InputArchive {
   void open_legacy(std::size_t magic_end) {
     mapping_ = io::Mapping::open(path_);
     const auto all = mapping_->bytes();
-    detail::torch_pickle::Hooks hooks(true);
+    detail::torch_pickle::Hooks hooks(true, opts_.inert_objects);
     detail::pickle::Unpickler u(all.subspan(magic_end), path_, hooks, {}, magic_end);
     using T = detail::pickle::Object::Type;
     const auto* proto = u.load();
@@ -228,7 +237,8 @@ class InputArchive {
     const auto* keys = u.load();
     if (!keys->is(T::list)) throw format_error("legacy torch.save: storage key list missing", path_, magic_end + u.position());
     std::unordered_map<std::string, DType> key_dtype;
-    for (const auto& s : hooks.storages) key_dtype.emplace(s.key, s.dtype);
+    for (const auto& s : hooks.storages)
+      if (!s.inline_bytes) key_dtype.emplace(s.key, s.dtype);
     std::unordered_map<std::string, std::uint64_t> where;
     std::uint64_t pos = magic_end + u.position();
     for (const auto* k : keys->items) {  // storage data are little-endian whatever sys_info says
@@ -246,6 +256,10 @@ class InputArchive {
       pos += 8 + declared;
     }
     for (const auto& s : hooks.storages) {
+      if (s.inline_bytes) {
+        sources_.push_back({});
+        continue;
+      }
       auto it = where.find(s.key);
       if (it == where.end()) throw format_error("legacy torch.save: no data for storage '" + s.key + "'", path_, pos);
       sources_.push_back({nullptr, it->second});
@@ -263,7 +277,8 @@ class InputArchive {
       records_.push_back(hooks.tensors[conv.entry_tensor[k]]);
       ++storage_uses_[records_.back().storage];
       check(k);
-      if (zip_ && sources_[records_[k].storage].entry->method == 8) entries_[k].codec = "deflate";
+      const auto* member = sources_[records_[k].storage].entry;
+      if (member && member->method == 8) entries_[k].codec = "deflate";
     }
   }
   // A view must lie inside its storage. One with more elements than its storage (an expand()ed
@@ -335,6 +350,10 @@ class InputArchive {
   // checked the first time it is read (when checksums are on).
   void read_storage(std::size_t si, std::uint64_t off, std::span<std::byte> dst) {
     const Source& src = sources_[si];
+    if (const auto& in = storages_[si].inline_bytes) {  // check() keeps the view inside
+      std::memcpy(dst.data(), in->data() + off, dst.size());
+      return;
+    }
     if (!src.entry) {
       std::memcpy(dst.data(), mapping_->data() + src.offset + off, dst.size());
       return;

@@ -1,7 +1,8 @@
 // ckpt/detail/pickle.hpp — what the restricted unpickler (unpickle.hpp) and the protocol-2
 // pickler (pickle_write.hpp) share: Python's pickle opcodes with their names for messages, a
 // UTF-8 check (pickled str values become JSON strings, which must be valid UTF-8), and the
-// object model and limits of the unpickler.
+// object model and limits of the unpickler — including the inert *record* that stands for a
+// Python object nothing was allowed to build (its fields are named in `field`).
 // Reference: CPython's Lib/pickle.py and Lib/pickletools.py (protocols 0 to 5).
 #pragma once
 
@@ -12,6 +13,8 @@
 #include <string_view>    // UTF-8 input
 #include <unordered_map>  // dict index
 #include <vector>         // object items
+
+#include "record.hpp"  // record field names
 
 namespace ckpt::detail::pickle {
 
@@ -128,22 +131,40 @@ struct Limits {
   std::size_t max_line = std::size_t{1} << 16;      ///< length of a text-opcode line
 };
 
+/// The fields of a record (Object::Type::record; its shape is described in record.hpp).
+namespace field = ::ckpt::detail::record;
+
 /// A Python object as the restricted unpickler sees it.
 struct Object {
-  enum class Type : std::uint8_t { none, boolean, integer, floating, string, bytes, tuple, list, dict, global, opaque };
+  enum class Type : std::uint8_t { none, boolean, integer, floating, string, bytes, tuple, list, dict, global, opaque, record };
   Type type = Type::none;
-  bool flag = false;        ///< boolean: the value; dict: an OrderedDict; integer: the value is `u` (>= 2^63)
+  /// boolean: the value; dict: an OrderedDict; integer: the value is `u` (>= 2^63); bytes: a
+  /// bytearray; global: inert (not allowed: it may only become a record's "$class")
+  bool flag = false;
   std::int64_t i = 0;       ///< integer value; opaque: an index the Hooks define
   std::uint64_t u = 0;      ///< integer value when flag (2^63 <= value < 2^64)
   double f = 0;             ///< float value
   std::uint32_t tag = 0;    ///< opaque: a kind the Hooks define
   std::string s;            ///< str (UTF-8), bytes, global ("module.name")
-  std::vector<Object*> items;  ///< tuple and list elements; dict: key, value, key, value, ...
+  std::vector<Object*> items;  ///< tuple and list elements; dict and record: key, value, key, value, ...
   std::unique_ptr<std::unordered_map<std::string, std::size_t>> index;  ///< dict: hashed key -> item pair
 
   bool is(Type t) const { return type == t; }
   bool is_global(std::string_view qualified) const { return type == Type::global && s == qualified; }
+  /// Dicts and records hold key/value pairs in `items`.
+  bool has_pairs() const { return type == Type::dict || type == Type::record; }
   std::size_t dict_size() const { return items.size() / 2; }
+  /// The value of str key `key` of a dict or record, or nullptr.
+  Object* find(std::string_view key) const {
+    for (std::size_t k = 0; k + 1 < items.size(); k += 2)
+      if (items[k]->type == Type::string && items[k]->s == key) return items[k + 1];
+    return nullptr;
+  }
+  /// A record's class name ("module.name"), or "" when its "$class" is not a global.
+  std::string_view record_class() const {
+    const Object* c = find(field::cls);
+    return c && c->type == Type::global ? std::string_view(c->s) : std::string_view();
+  }
 };
 
 /// Python-ish name of an object's type, for messages.
@@ -154,12 +175,13 @@ inline std::string type_name(const Object& o) {
     case Object::Type::integer: return "int";
     case Object::Type::floating: return "float";
     case Object::Type::string: return "str";
-    case Object::Type::bytes: return "bytes";
+    case Object::Type::bytes: return o.flag ? "bytearray" : "bytes";
     case Object::Type::tuple: return "tuple";
     case Object::Type::list: return "list";
     case Object::Type::dict: return o.flag ? "OrderedDict" : "dict";
     case Object::Type::global: return "global '" + o.s + "'";
     case Object::Type::opaque: return "object";
+    case Object::Type::record: return o.record_class().empty() ? std::string("object") : "'" + std::string(o.record_class()) + "' object";
   }
   return "object";
 }

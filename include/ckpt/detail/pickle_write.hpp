@@ -1,6 +1,6 @@
 // ckpt/detail/pickle_write.hpp — a protocol-2 pickler: emits the opcodes for None, bool, int,
 // float, str, tuples, lists, dicts, references to globals (memoized, so each is spelled once),
-// calls (REDUCE) and persistent ids, and turns a JSON value into the matching Python value
+// calls (REDUCE, NEWOBJ), BUILD and persistent ids, and turns a JSON value into the matching Python value
 // (object -> dict, array -> list). Protocol 2 is what torch.save writes and what every Python
 // 3 and torch version reads. Callers emit in stack order, as pickle.py's save_* functions do.
 #pragma once
@@ -86,6 +86,15 @@ class Pickler {
   void empty_dict() { byte(op::EMPTY_DICT); }
   void setitems() { byte(op::SETITEMS); }
   void reduce() { byte(op::REDUCE); }
+  void newobj() { byte(op::NEWOBJ); }
+  /// Memoize the value on top of the stack; memo_get(index) pushes it again (a shared reference).
+  std::uint32_t memoize() {
+    const auto idx = next_memo_++;
+    put(idx);
+    return idx;
+  }
+  void memo_get(std::uint32_t idx) { get(idx); }
+  void build() { byte(op::BUILD); }
   void binpersid() { byte(op::BINPERSID); }
 
   /// A JSON value as the Python value json.loads would give (object -> dict, array -> list).

@@ -18,7 +18,7 @@
 // a JSON object value.
 #pragma once
 
-#include <charconv>       // int_dict keys
+#include <map>            // inline storages
 #include <memory>         // tree nodes
 #include <optional>       // dtype lookups
 #include <string>         // names
@@ -30,7 +30,8 @@
 #include "../error.hpp"       // format_error, unsupported_error
 #include "../state_dict.hpp"  // KeyPath, Container, Value
 #include "../tensor.hpp"      // Shape, checked_nbytes
-#include "pickle_write.hpp"   // Pickler
+#include "base64.hpp"         // bytes values
+#include "numpy_pickle.hpp"   // NumPy scalars and arrays
 #include "skeleton.hpp"       // max_tree_depth
 #include "unpickle.hpp"       // Unpickler, Hooks, Object
 
@@ -44,6 +45,9 @@ struct Storage {
   DType dtype = DType::u8;       ///< element type (u8 for an UntypedStorage)
   std::uint64_t nbytes = 0;      ///< declared size in bytes
   std::uint64_t byte_offset = 0; ///< legacy views: where this storage starts in its root
+  /// A NumPy array's elements, which the pickle itself holds (then there is no record).
+  std::shared_ptr<const std::string> inline_bytes;
+  bool big_endian = false;       ///< inline bytes only: stored big-endian (records follow the file's byteorder)
 };
 
 /// A tensor as the pickle describes it: a strided view of a storage.
@@ -55,7 +59,7 @@ struct TensorRecord {
   std::vector<std::int64_t> stride;
 };
 
-inline constexpr std::uint32_t storage_tag = 1, tensor_tag = 2;
+inline constexpr std::uint32_t storage_tag = 1, tensor_tag = 2;  // numpy_pickle.hpp's tags are 3 and up
 
 /// The dtype a torch storage class stands for ("FloatStorage" -> f32), or nullopt.
 inline std::optional<DType> dtype_of_storage_class(std::string_view cls) {
@@ -70,13 +74,14 @@ inline std::optional<DType> dtype_of_torch_name(std::string_view name) {
   return std::nullopt;
 }
 
-/// Restricted-unpickler hooks for torch.save pickles (zip format, or legacy with `legacy`).
+/// Restricted-unpickler hooks for torch.save pickles (zip format, or legacy with `legacy`); with
+/// `inert`, other globals become inert records (LoadOptions::inert_objects).
 class Hooks final : public pickle::Hooks {
  public:
-  explicit Hooks(bool legacy = false) : legacy_(legacy) {}
+  explicit Hooks(bool legacy = false, bool inert = false) : legacy_(legacy) { inert_objects = inert; }
 
   bool allow_global(std::string_view module, std::string_view name) const override {
-    if (module == "collections") return name == "OrderedDict";
+    if (numpy_pickle::allow_global(module, name)) return true;
     if (module == "torch._utils")
       return name == "_rebuild_tensor" || name == "_rebuild_tensor_v2" || name == "_rebuild_tensor_v3" ||
              name == "_rebuild_parameter" || name == "_rebuild_parameter_with_state";
@@ -86,17 +91,18 @@ class Hooks final : public pickle::Hooks {
       return name == "Size" || dtype_of_storage_class(name) || dtype_of_torch_name(name);
     }
     if (module == "torch.cuda") return dtype_of_storage_class(name).has_value();  // torch < 1.10 named CUDA storages so
-    if (module == "_codecs") return name == "encode";  // how protocol 2 spells bytes
-    return false;
+    return pickle::Hooks::allow_global(module, name);
   }
   std::string allowed_globals() const override {
-    return "collections.OrderedDict, torch._utils._rebuild_tensor_v2/_v3, torch._utils._rebuild_parameter, "
-           "torch.<T>Storage, torch.storage.UntypedStorage, torch.<dtype>, torch.Size, _codecs.encode";
+    return "torch._utils._rebuild_tensor_v2/_v3, torch._utils._rebuild_parameter, torch.<T>Storage, "
+           "torch.storage.UntypedStorage, torch.<dtype>, torch.Size, " + std::string(numpy_pickle::allowed_globals) + ", " +
+           pickle::Hooks::allowed_globals();
   }
 
   Object* call(pickle::Unpickler& u, Object& fn, Object& args) override {
     const auto& a = args.items;
     const std::string& f = fn.s;
+    if (Object* r = numpy_pickle::call(u, fn, args, [this](Object& o, const numpy_pickle::Array& a) { add_array(o, a); })) return r;
     if (f == "torch._utils._rebuild_tensor_v2" || f == "torch._utils._rebuild_tensor_v3" || f == "torch._utils._rebuild_tensor") {
       const bool v3 = f.back() == '3', v1 = f.back() == 'r';
       const std::size_t need = v1 ? 4 : v3 ? 7 : 6;
@@ -131,25 +137,10 @@ class Hooks final : public pickle::Hooks {
       o->items = a[0]->items;
       return o;
     }
-    if (f == "_codecs.encode") {  // (str, "latin1") -> bytes
-      if (a.size() != 2 || !a[0]->is(Object::Type::string) || !a[1]->is(Object::Type::string)) u.fail("_codecs.encode needs (str, encoding)");
-      std::string out;
-      if (a[1]->s == "latin1" || a[1]->s == "latin-1") {
-        const std::string& s = a[0]->s;
-        for (std::size_t k = 0; k < s.size(); ++k) {
-          const auto c = static_cast<unsigned char>(s[k]);
-          if (c < 0x80) out += static_cast<char>(c);
-          else if ((c & 0xe0) == 0xc0 && c <= 0xc3 && k + 1 < s.size()) out += static_cast<char>(((c & 0x03) << 6) | (static_cast<unsigned char>(s[++k]) & 0x3f));
-          else u.fail("_codecs.encode: character outside latin-1");
-        }
-      } else if (a[1]->s == "utf-8" || a[1]->s == "utf8") {
-        out = a[0]->s;
-      } else {
-        u.fail("_codecs.encode: unsupported encoding '" + a[1]->s + "'");
-      }
-      return u.make_string(std::move(out), Object::Type::bytes);
-    }
     return pickle::Hooks::call(u, fn, args);
+  }
+  void build(pickle::Unpickler& u, Object& obj, Object& state) override {
+    if (!numpy_pickle::build(u, obj, state, [this](Object& o, const numpy_pickle::Array& a) { add_array(o, a); })) pickle::Hooks::build(u, obj, state);
   }
 
   /// ('storage', storage_class, key, location, numel) — and for legacy files a sixth item,
@@ -174,7 +165,10 @@ class Hooks final : public pickle::Hooks {
     const std::uint64_t numel = non_negative(u, *a[4], "storage size");
     const std::uint64_t es = untyped ? 1 : element_size(*dt);
     if (numel > (std::uint64_t{1} << 62) / es) u.fail("storage size out of range");
-    Storage s{a[2]->s, *dt, numel * es, 0};
+    Storage s;
+    s.key = a[2]->s;
+    s.dtype = *dt;
+    s.nbytes = numel * es;
     std::string id = s.key;
     if (legacy_ && !a[5]->is(Object::Type::none)) {  // a view: (view_key, offset, size) in elements
       const auto& v = a[5]->items;
@@ -218,8 +212,26 @@ class Hooks final : public pickle::Hooks {
     for (const Object* x : o.items) r.push_back(static_cast<std::int64_t>(non_negative(u, *x, what)));
     return r;
   }
+  // Turns a NumPy array into a tensor over an inline storage holding its bytes: one storage per
+  // bytes object and byte order, so arrays sharing their bytes (through the memo) share it.
+  void add_array(Object& o, const numpy_pickle::Array& a) {
+    auto [it, fresh] = inline_storage_.try_emplace({a.data, a.big_endian}, storages.size());
+    if (fresh) {
+      Storage s;
+      s.dtype = a.dtype;
+      s.nbytes = a.data->size();
+      s.inline_bytes = std::make_shared<const std::string>(*a.data);
+      s.big_endian = a.big_endian;
+      storages.push_back(std::move(s));
+    }
+    o.type = Object::Type::opaque;
+    o.tag = tensor_tag;
+    o.i = static_cast<std::int64_t>(tensors.size());
+    tensors.push_back({it->second, a.dtype, 0, a.shape, a.stride});
+  }
   bool legacy_;
   std::unordered_map<std::string, std::size_t> by_id_;
+  std::map<std::pair<const std::string*, bool>, std::size_t> inline_storage_;  // (bytes, big-endian) -> storage
 };
 
 // ---- unpickled object -> skeleton --------------------------------------------------------------
@@ -233,13 +245,17 @@ class SkeletonFromPickle {
  public:
   SkeletonFromPickle(const Hooks& h, std::string file) : h_(h), file_(std::move(file)) {}
 
-  /// The skeleton node for `o` at path `p`. The root and every dict that is empty, has int
-  /// keys, or holds a tensor or an int-keyed dict anywhere become dict nodes; lists and tuples
-  /// that hold one become list nodes; everything else becomes a JSON value leaf.
+  /// The skeleton node for `o` at path `p`. The root and every dict or record that is empty,
+  /// has int keys, or holds a tensor or an int-keyed dict anywhere become dict nodes (a record's
+  /// keys are its fields, "$class" ...); lists and tuples that hold one become list nodes;
+  /// everything else becomes a JSON value leaf.
   Value convert(const Object& o, const KeyPath& p = {}, std::size_t depth = 0) {
     count(p, depth);
     switch (o.type) {
       case Object::Type::opaque: {
+        if (o.tag == numpy_pickle::dtype_tag) return Value{{"value", to_json(o, p, depth)}};
+        if (o.tag == numpy_pickle::refused_tag) throw unsupported_error(o.s, file_, p.str());
+        if (o.tag == numpy_pickle::pending_array_tag) throw format_error("NumPy array without its state (no BUILD)", file_, format_error::no_offset, p.str());
         if (o.tag != tensor_tag) throw unsupported_error("a bare storage (not a tensor) is not supported", file_, p.str());
         const auto& t = h_.tensors[static_cast<std::size_t>(o.i)];
         EntryInfo e;
@@ -253,6 +269,7 @@ class SkeletonFromPickle {
         entry_tensor.push_back(static_cast<std::size_t>(o.i));
         return Value{{"tensor", entries.size() - 1}};
       }
+      case Object::Type::record:
       case Object::Type::dict: {
         if (depth > 0 && o.dict_size() > 0 && !needs_node(o, p, depth)) return Value{{"value", to_json(o, p, depth)}};
         const bool int_keys = key_kind(o, p) == 'i';
@@ -260,7 +277,8 @@ class SkeletonFromPickle {
         for (std::size_t k = 0; k < o.dict_size(); ++k) {
           const Object& key = *o.items[2 * k];
           std::string ks = key.is(Object::Type::string) ? key.s : key.flag ? std::to_string(key.u) : std::to_string(key.i);
-          Value child = convert(*o.items[2 * k + 1], p / ks, depth + 1);
+          const Object& v = *o.items[2 * k + 1];
+          Value child = is_class_name(o, key, v) ? Value{{"value", v.s}} : convert(v, p / ks, depth + 1);
           items.push_back(Value::array({std::move(ks), std::move(child)}));
         }
         return Value{{"dict", std::move(items)}, {"container", int_keys ? "int_dict" : "dict"}};
@@ -303,8 +321,8 @@ class SkeletonFromPickle {
   // Does `o` hold a tensor or an int-keyed dict at any depth (or is one)? Those need nodes:
   // JSON has neither. Memoized per object, so shared references cost nothing extra.
   bool needs_node(const Object& o, const KeyPath& p, std::size_t depth) {
-    if (o.is(Object::Type::opaque)) return true;
-    const bool dict = o.is(Object::Type::dict);
+    if (o.is(Object::Type::opaque)) return o.tag != numpy_pickle::dtype_tag;  // a tensor (or what must be reported at its path)
+    const bool dict = o.has_pairs();
     if (!dict && !o.is(Object::Type::list) && !o.is(Object::Type::tuple)) return false;
     if (auto it = needs_node_.find(&o); it != needs_node_.end()) return it->second;
     count(p, depth);
@@ -312,6 +330,10 @@ class SkeletonFromPickle {
     for (std::size_t k = dict ? 1 : 0; !r && k < o.items.size(); k += dict ? 2 : 1) r = needs_node(*o.items[k], p, depth + 1);
     needs_node_.emplace(&o, r);
     return r;
+  }
+  // A record's "$class" that is a global is written as its name ("argparse.Namespace").
+  static bool is_class_name(const Object& o, const Object& key, const Object& v) {
+    return o.is(Object::Type::record) && v.is(Object::Type::global) && key.s == pickle::field::cls;
   }
   Value to_json(const Object& o, const KeyPath& p, std::size_t depth) {
     count(p, depth);
@@ -327,12 +349,20 @@ class SkeletonFromPickle {
         for (const Object* x : o.items) a.push_back(to_json(*x, p, depth + 1));
         return a;
       }
+      case Object::Type::bytes:  // {"$class": "builtins.bytes" | "builtins.bytearray", "$base64": "..."}
+        return Value{{pickle::field::cls, o.flag ? "builtins.bytearray" : "builtins.bytes"},
+                     {pickle::field::base64, base64_encode(std::as_bytes(std::span(o.s.data(), o.s.size())))}};
+      case Object::Type::global: return Value{{pickle::field::global, o.s}};
+      case Object::Type::opaque:  // only dtypes get here (needs_node sends the rest to convert)
+        return Value{{pickle::field::cls, "numpy.dtype"}, {pickle::field::args, Value::array({std::string(o.flag ? ">" : "<") + o.s})}};
+      case Object::Type::record:
       case Object::Type::dict: {  // str keys only (int-keyed dicts are nodes)
         Value d = Value::object();
         for (std::size_t k = 0; k < o.dict_size(); ++k) {
           const Object& key = *o.items[2 * k];
           if (!key.is(Object::Type::string)) throw unsupported_error("dict key of type " + pickle::type_name(key) + " is not supported (only str or int keys)", file_, p.str());
-          d[key.s] = to_json(*o.items[2 * k + 1], p / key.s, depth + 1);
+          const Object& v = *o.items[2 * k + 1];
+          d[key.s] = is_class_name(o, key, v) ? Value(v.s) : to_json(v, p / key.s, depth + 1);
         }
         return d;
       }
@@ -344,150 +374,6 @@ class SkeletonFromPickle {
   std::string file_;
   std::uint64_t values_ = 0;
   std::unordered_map<const Object*, bool> needs_node_;
-};
-
-// ---- OutputArchive events -> pickle --------------------------------------------------------------
-
-/// Collects the tree an OutputArchive receives and emits it as the pickle torch.save writes.
-class PickleTree {
- public:
-  explicit PickleTree(std::string file) : file_(std::move(file)) {}
-
-  void begin_group(const KeyPath& p, Container c) {
-    Node& n = at(p);
-    n.kind = Node::dict;
-    n.container = c;
-  }
-  void value(const KeyPath& p, const Value& v) {
-    Node& n = at(p);
-    n.kind = Node::value;
-    n.v = v;
-  }
-  /// A tensor leaf whose bytes are storage record `key` (numel elements of `dtype`).
-  void tensor(const KeyPath& p, DType dtype, const Shape& shape, std::string key) {
-    Node& n = at(p);
-    n.kind = Node::tensor;
-    n.dtype = dtype;
-    n.shape = shape;
-    n.key = std::move(key);
-  }
-
-  std::vector<std::byte> pickle() const {
-    pickle::Pickler pk;
-    emit(pk, root_, {});
-    return pk.finish();
-  }
-
- private:
-  struct Node {
-    enum Kind { dict, tensor, value } kind = dict;
-    Container container = Container::dict;
-    std::vector<std::pair<std::string, std::unique_ptr<Node>>> children;
-    std::unordered_map<std::string, std::size_t> index;
-    DType dtype = DType::f32;
-    Shape shape;
-    std::string key;
-    Value v;
-  };
-  // The node at p, creating dict nodes on the way (and p itself).
-  Node& at(const KeyPath& p) {
-    Node* n = &root_;
-    for (const auto& k : p.keys()) {
-      if (n->kind != Node::dict) throw unsupported_error("cannot nest under a leaf", file_, p.str());
-      auto it = n->index.find(k);
-      if (it == n->index.end()) {
-        it = n->index.emplace(k, n->children.size()).first;
-        n->children.emplace_back(k, std::make_unique<Node>());
-      }
-      n = n->children[it->second].second.get();
-    }
-    return *n;
-  }
-  static Shape contiguous_stride(const Shape& shape) {
-    Shape s(shape.size());
-    std::int64_t acc = 1;
-    for (std::size_t k = shape.size(); k-- > 0;) {
-      s[k] = acc;
-      acc *= shape[k] > 1 ? shape[k] : 1;
-    }
-    return s;
-  }
-  static void int_tuple(pickle::Pickler& pk, const Shape& v) {
-    if (v.size() <= 3) {
-      for (auto x : v) pk.integer(x);
-      pk.tuple_n(v.size());
-      return;
-    }
-    pk.mark();
-    for (auto x : v) pk.integer(x);
-    pk.tuple_from_mark();
-  }
-  void emit_tensor(pickle::Pickler& pk, const Node& n) const {
-    const auto& info = detail::info(n.dtype);
-    const bool typed = !info.torch_storage.empty();  // else torch >= 2.1's v3 form (uint16, float8, ...)
-    const auto numel = checked_numel(n.shape).value_or(0);
-    pk.global("torch._utils", typed ? "_rebuild_tensor_v2" : "_rebuild_tensor_v3");
-    pk.mark();
-    {  // persistent id ('storage', class, key, 'cpu', numel)
-      pk.mark();
-      pk.string("storage");
-      if (typed) pk.global("torch", info.torch_storage);
-      else pk.global("torch.storage", "UntypedStorage");
-      pk.string(n.key);
-      pk.string("cpu");
-      pk.integer(typed ? numel : numel * static_cast<std::int64_t>(info.size));
-      pk.tuple_from_mark();
-      pk.binpersid();
-    }
-    pk.integer(0);  // storage_offset
-    int_tuple(pk, n.shape);
-    int_tuple(pk, contiguous_stride(n.shape));
-    pk.boolean(false);  // requires_grad
-    pk.global("collections", "OrderedDict");  // backward_hooks = OrderedDict()
-    pk.tuple_n(0);
-    pk.reduce();
-    if (!typed) pk.global("torch", info.torch);
-    pk.tuple_from_mark();
-    pk.reduce();
-  }
-  void emit(pickle::Pickler& pk, const Node& n, const KeyPath& p) const {
-    switch (n.kind) {
-      case Node::value: pk.value(n.v, p.str()); return;
-      case Node::tensor: emit_tensor(pk, n); return;
-      case Node::dict: break;
-    }
-    if (n.container == Container::list) {
-      pk.empty_list();
-      if (n.children.empty()) return;
-      pk.mark();
-      for (std::size_t k = 0; k < n.children.size(); ++k) {
-        if (n.children[k].first != std::to_string(k))
-          throw unsupported_error("list node keys must be 0, 1, 2, ... in order (expected key " + std::to_string(k) + ")", file_, (p / n.children[k].first).str());
-        emit(pk, *n.children[k].second, p / n.children[k].first);
-      }
-      pk.appends();
-      return;
-    }
-    pk.empty_dict();
-    if (n.children.empty()) return;
-    pk.mark();
-    for (const auto& [key, child] : n.children) {
-      if (n.container == Container::int_dict) {
-        std::int64_t v = 0;
-        auto [ptr, ec] = std::from_chars(key.data(), key.data() + key.size(), v);
-        if (ec != std::errc() || ptr != key.data() + key.size() || std::to_string(v) != key)
-          throw unsupported_error("key of an int_dict node is not a decimal integer", file_, (p / key).str());
-        pk.integer(v);
-      } else {
-        pk.string(key, (p / key).str());
-      }
-      emit(pk, *child, p / key);
-    }
-    pk.setitems();
-  }
-
-  std::string file_;
-  Node root_;
 };
 
 }  // namespace ckpt::detail::torch_pickle

@@ -1,16 +1,20 @@
 // ckpt/detail/unpickle.hpp — a restricted unpickler that runs no code. It interprets the pickle
 // opcodes of protocols 0-5 into a small object model (None, bool, int, float, str, bytes, tuple,
-// list, dict, references to allowed globals, and opaque objects its Hooks define), never
-// importing or calling anything: a GLOBAL that the Hooks do not allow is a format_error naming
-// it, and REDUCE / NEWOBJ / BUILD / persistent ids only do what the Hooks implement (the torch
-// backend's hooks rebuild tensors; the default hooks know only collections.OrderedDict). Memo
-// size, stack size, MARK nesting, object count and total work are bounded, so a hostile pickle
-// cannot make it allocate or loop beyond fixed limits. Objects live in an arena owned by the
-// Unpickler (cycles are harmless; destruction is flat).
+// list, dict, records, references to allowed globals, and opaque objects its Hooks define),
+// never importing or calling anything: a GLOBAL that the Hooks do not allow is a format_error
+// naming it — unless Hooks::inert_objects is set, when it may only become the "$class" of an
+// inert record (pickle.hpp's Object::Type::record: the call's arguments, BUILD's state and the
+// items added to it, as data). REDUCE / NEWOBJ / BUILD / persistent ids otherwise only do what
+// the Hooks implement (the torch backend's hooks rebuild tensors and NumPy values; the default
+// hooks know collections.OrderedDict and the builtins set, frozenset, complex, bytes and
+// bytearray, which become records or bytes). Memo size, stack size, MARK nesting, object count
+// and total work are bounded, so a hostile pickle cannot make it allocate or loop beyond fixed
+// limits. Objects live in an arena owned by the Unpickler (cycles are harmless; destruction is
+// flat).
 #pragma once
 
 #include <bit>            // std::bit_cast for BINFLOAT
-#include <charconv>       // text numbers (protocol 0)
+#include <charconv>       // FLOAT text
 #include <cstddef>        // std::byte
 #include <cstdint>        // fixed-width fields
 #include <cstring>        // std::memcpy
@@ -22,31 +26,45 @@
 #include <unordered_map>  // memo, dict index
 #include <vector>         // stack, items
 
-#include "../error.hpp"  // format_error
-#include "pickle.hpp"    // opcodes, UTF-8 helpers, Object, Limits
+#include "../error.hpp"          // format_error
+#include "pickle.hpp"           // opcodes, UTF-8 helpers, Object, Limits
+#include "pickle_builtins.hpp"  // what the default hooks make of OrderedDict, set, complex, bytes
+#include "pickle_text.hpp"      // protocol-0 text arguments
 
 namespace ckpt::detail::pickle {
 
 class Unpickler;
 
 /// What the unpickler may build beyond plain data. Override to allow more globals and give
-/// them meaning; everything not allowed here is refused.
+/// them meaning; everything not allowed here is refused, or with `inert_objects` recorded.
 class Hooks {
  public:
   virtual ~Hooks() = default;
-  /// May GLOBAL `module.name` be referenced? (Referencing is not calling.)
+  /// May GLOBAL `module.name` be referenced? (Referencing is not calling.) Default:
+  /// collections.OrderedDict and the builtins set, frozenset, complex, bytes, bytearray, and
+  /// _codecs.encode (how protocol 2 spells bytes).
   virtual bool allow_global(std::string_view module, std::string_view name) const {
-    return module == "collections" && name == "OrderedDict";
+    if (module == "collections") return name == "OrderedDict";
+    if (module == "builtins") return name == "set" || name == "frozenset" || name == "complex" || name == "bytes" || name == "bytearray";
+    return module == "_codecs" && name == "encode";
   }
   /// The allowed globals, for the message that refuses another one.
-  virtual std::string allowed_globals() const { return "collections.OrderedDict"; }
+  virtual std::string allowed_globals() const {
+    return "collections.OrderedDict, builtins.set/frozenset/complex/bytes/bytearray, _codecs.encode";
+  }
   /// REDUCE / NEWOBJ: the result of calling allowed global `fn` with the tuple `args`.
   virtual Object* call(Unpickler& u, Object& fn, Object& args);
   /// PERSID / BINPERSID: the object persistent id `pid` stands for. Default: refused.
   virtual Object* persistent_load(Unpickler& u, Object& pid);
   /// BUILD: set `state` on `obj`. Default: an OrderedDict's attribute dict (a module state
-  /// dict's `_metadata`) is accepted and dropped; anything else is refused.
+  /// dict's `_metadata`) is accepted and dropped; a record gets it as its "$state" (a second
+  /// BUILD with a dict updates a dict state); anything else is refused.
   virtual void build(Unpickler& u, Object& obj, Object& state);
+
+  /// Read globals the hooks do not allow as inert records instead of refusing the pickle: such a
+  /// global can only be referenced ({"$global": name}) or become a record's "$class" — it is
+  /// never imported, looked up or called (LoadOptions::inert_objects).
+  bool inert_objects = false;
 };
 
 class Unpickler {
@@ -111,6 +129,24 @@ class Unpickler {
     d.items.push_back(k);
     d.items.push_back(v);
   }
+  /// A reference to global `qualified` ("module.name").
+  Object* make_global(std::string qualified) { return make_string(std::move(qualified), Object::Type::global); }
+  /// A record whose "$class" is `cls` (a global, or the record of an earlier call).
+  Object* make_record(Object* cls) {
+    Object* r = make(Object::Type::record);
+    set_field(*r, field::cls, cls);
+    return r;
+  }
+  /// A set or frozenset: {"$class": "builtins.set" | "builtins.frozenset", "$items": [...]}.
+  Object* make_set(bool frozen, std::vector<Object*> items) {
+    Object* r = make_record(make_global(frozen ? "builtins.frozenset" : "builtins.set"));
+    Object* l = make(Object::Type::list);
+    l->items = std::move(items);
+    set_field(*r, field::items, l);
+    return r;
+  }
+  /// Set field `name` of record `r` to `v`.
+  void set_field(Object& r, std::string_view name, Object* v) { dict_set(r, make_string(std::string(name)), v); }
   /// A format_error about the opcode being interpreted.
   [[noreturn]] void fail(const std::string& what) const {
     throw format_error("invalid pickle: " + what, file_, base_ + op_pos_);
@@ -207,15 +243,9 @@ class Unpickler {
     push(it->second);
   }
 
-  // ---- numbers ----
+  // ---- numbers and text ----
   std::int64_t parse_int(std::string s) {
-    if (!s.empty() && s.back() == 'L') s.pop_back();
-    std::int64_t v = 0;
-    const char* b = s.data() + (!s.empty() && s[0] == '+');
-    auto [p, ec] = std::from_chars(b, s.data() + s.size(), v);
-    if (ec == std::errc::result_out_of_range) fail("integer does not fit in 64 bits");
-    if (ec != std::errc() || p != s.data() + s.size() || s.empty()) fail("bad integer text '" + s + "'");
-    return v;
+    return text::parse_int(std::move(s), [this](const std::string& m) { fail(m); });
   }
   Object* long_bytes(std::uint64_t n) {
     need(n);
@@ -246,81 +276,47 @@ class Unpickler {
     return o;
   }
 
-  // ---- protocol-0 strings ----
-  std::string unquote(const std::string& s) {  // Python 2 repr of a str: '...' or "..."
-    if (s.size() < 2 || (s[0] != '\'' && s[0] != '"') || s.back() != s[0]) fail("STRING opcode argument is not quoted");
-    std::string r;
-    for (std::size_t i = 1; i + 1 < s.size(); ++i) {
-      char c = s[i];
-      if (c != '\\') { r += c; continue; }
-      if (++i + 1 > s.size() - 1) fail("bad escape in STRING");
-      c = s[i];
-      switch (c) {
-        case 'n': r += '\n'; break;
-        case 't': r += '\t'; break;
-        case 'r': r += '\r'; break;
-        case 'a': r += '\a'; break;
-        case 'b': r += '\b'; break;
-        case 'f': r += '\f'; break;
-        case 'v': r += '\v'; break;
-        case '\n': break;
-        case 'x': {
-          if (i + 3 > s.size() - 1) fail("bad \\x escape in STRING");
-          r += static_cast<char>(hex(s.substr(i + 1, 2)));
-          i += 2;
-          break;
-        }
-        default:
-          if (c >= '0' && c <= '7') {
-            unsigned v = 0;
-            std::size_t k = 0;
-            for (; k < 3 && i + k < s.size() - 1 && s[i + k] >= '0' && s[i + k] <= '7'; ++k) v = v * 8 + static_cast<unsigned>(s[i + k] - '0');
-            r += static_cast<char>(v & 0xff);
-            i += k - 1;
-          } else {
-            r += c;  // \\ \' \" and unknown escapes (kept as the character)
-          }
-      }
-    }
-    return r;
-  }
-  std::uint32_t hex(const std::string& h) {
-    std::uint32_t v = 0;
-    auto [p, ec] = std::from_chars(h.data(), h.data() + h.size(), v, 16);
-    if (ec != std::errc() || p != h.data() + h.size()) fail("bad hex escape '" + h + "'");
-    return v;
-  }
-  std::string raw_unicode_escape(const std::string& s) {  // UNICODE opcode: latin-1 + \uXXXX \UXXXXXXXX
-    std::string r;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      const auto c = static_cast<unsigned char>(s[i]);
-      if (c == '\\' && i + 1 < s.size() && (s[i + 1] == 'u' || s[i + 1] == 'U')) {
-        const std::size_t n = s[i + 1] == 'u' ? 4 : 8;
-        if (i + 2 + n > s.size()) fail("bad escape in UNICODE");
-        const auto cp = hex(s.substr(i + 2, n));
-        if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) fail("bad code point in UNICODE");
-        append_utf8(r, cp);
-        i += 1 + n;
-      } else {
-        append_utf8(r, c);
-      }
-    }
-    return r;
-  }
-
   // ---- globals and calls ----
   void global(std::string module, const std::string& name) {
     if (module == "__builtin__") module = "builtins";  // Python 2 spelling, as pickle's fix_imports
-    if (!hooks_.allow_global(module, name))
-      throw format_error("pickle refers to global '" + module + "." + name + "', which is not allowed (a pickle may not import or run code; allowed: " + hooks_.allowed_globals() + ")", file_, base_ + op_pos_);
-    push(make_string(module + "." + name, Object::Type::global));
+    const bool allowed = hooks_.allow_global(module, name);
+    if (!allowed && !hooks_.inert_objects)
+      throw format_error("pickle refers to global '" + module + "." + name + "', which is not allowed (a pickle may not import or run code; allowed: " +
+                             hooks_.allowed_globals() + "); --inert-objects (LoadOptions::inert_objects) reads it as an inert record, running nothing",
+                         file_, base_ + op_pos_);
+    Object* g = make_global(module + "." + name);
+    g->flag = !allowed;  // inert: nothing below ever calls it
+    push(g);
   }
-  Object* call(Object* fn, Object* args) {
-    if (!fn->is(Object::Type::global)) fail("cannot call a " + type_name(*fn));
-    if (!args->is(Object::Type::tuple)) fail("arguments of '" + fn->s + "' are not a tuple");
+  // REDUCE / NEWOBJ / NEWOBJ_EX. An inert global (or, in inert mode, a record: a call of what a
+  // call returned) is not called: the result is a record of the call.
+  Object* call(Object* fn, Object* args, Object* kwargs = nullptr) {
+    using T = Object::Type;
+    if (!args->is(T::tuple)) fail("arguments of a " + type_name(*fn) + " are not a tuple");
+    const bool has_kwargs = kwargs && (!kwargs->is(T::dict) || kwargs->dict_size() != 0);
+    if ((fn->is(T::global) && fn->flag) || (fn->is(T::record) && hooks_.inert_objects)) {
+      Object* r = make_record(fn);
+      if (!args->items.empty()) set_field(*r, field::args, args);
+      if (has_kwargs) set_field(*r, field::kwargs, kwargs);
+      return r;
+    }
+    if (!fn->is(T::global)) fail("cannot call a " + type_name(*fn));
+    if (has_kwargs) fail("NEWOBJ_EX with keyword arguments");
     Object* r = hooks_.call(*this, *fn, *args);
     if (!r) fail("'" + fn->s + "' returned nothing");
     return r;
+  }
+  // What APPEND(S) / SETITEM(S) add to: a list / dict itself, or a record's "$items" (made on
+  // first use; a record subclassing list or dict, in Python).
+  Object* items_of(Object* o, bool dict, const char* opname) {
+    using T = Object::Type;
+    if (o->is(dict ? T::dict : T::list)) return o;
+    if (o->is(T::record)) {
+      Object* it = o->find(field::items);
+      if (!it) set_field(*o, field::items, it = make(dict ? T::dict : T::list));
+      if (it->is(dict ? T::dict : T::list)) return it;
+    }
+    fail(std::string(opname) + (dict ? " on a " : " to a ") + type_name(*o));
   }
 
   void step(std::uint8_t c) {
@@ -393,7 +389,7 @@ class Unpickler {
         break;
       }
       // strings and bytes
-      case op::STRING: push(make_string(unquote(line()))); break;
+      case op::STRING: push(make_string(text::unquote(line(), [this](const std::string& m) { fail(m); }))); break;
       case op::BINSTRING: {
         const auto n = le<std::int32_t>();
         if (n < 0) fail("negative BINSTRING length");
@@ -401,14 +397,17 @@ class Unpickler {
         break;
       }
       case op::SHORT_BINSTRING: push(make_string(bytes(u8()))); break;
-      case op::UNICODE: push(make_string(raw_unicode_escape(line()))); break;
+      case op::UNICODE: push(make_string(text::raw_unicode_escape(line(), [this](const std::string& m) { fail(m); }))); break;
       case op::BINUNICODE: push(make_string(bytes(le<std::uint32_t>()))); break;
       case op::SHORT_BINUNICODE: push(make_string(bytes(u8()))); break;
       case op::BINUNICODE8: push(make_string(bytes(le<std::uint64_t>()))); break;
       case op::BINBYTES: push(make_string(bytes(le<std::uint32_t>()), T::bytes)); break;
       case op::SHORT_BINBYTES: push(make_string(bytes(u8()), T::bytes)); break;
-      case op::BINBYTES8:
-      case op::BYTEARRAY8: push(make_string(bytes(le<std::uint64_t>()), T::bytes)); break;
+      case op::BINBYTES8: push(make_string(bytes(le<std::uint64_t>()), T::bytes)); break;
+      case op::BYTEARRAY8:
+        push(make_string(bytes(le<std::uint64_t>()), T::bytes));
+        stack_.back()->flag = true;  // a bytearray
+        break;
       // containers
       case op::EMPTY_TUPLE: push(make(T::tuple)); break;
       case op::TUPLE: push(seq(T::tuple, pop_mark())); break;
@@ -425,15 +424,12 @@ class Unpickler {
       case op::LIST: push(seq(T::list, pop_mark())); break;
       case op::APPEND: {
         Object* v = pop();
-        Object* l = top();
-        if (!l->is(T::list)) fail("APPEND to a " + type_name(*l));
-        l->items.push_back(v);
+        items_of(top(), false, "APPEND")->items.push_back(v);
         break;
       }
       case op::APPENDS: {
         auto items = pop_mark();
-        Object* l = top();
-        if (!l->is(T::list)) fail("APPENDS to a " + type_name(*l));
+        Object* l = items_of(top(), false, "APPENDS");
         l->items.insert(l->items.end(), items.begin(), items.end());
         break;
       }
@@ -449,15 +445,12 @@ class Unpickler {
       case op::SETITEM: {
         Object* v = pop();
         Object* k = pop();
-        Object* d = top();
-        if (!d->is(T::dict)) fail("SETITEM on a " + type_name(*d));
-        dict_set(*d, k, v);
+        dict_set(*items_of(top(), true, "SETITEM"), k, v);
         break;
       }
       case op::SETITEMS: {
         auto items = pop_mark();
-        Object* d = top();
-        if (!d->is(T::dict)) fail("SETITEMS on a " + type_name(*d));
+        Object* d = items_of(top(), true, "SETITEMS");
         if (items.size() % 2) fail("SETITEMS with an odd number of items");
         for (std::size_t k = 0; k < items.size(); k += 2) dict_set(*d, items[k], items[k + 1]);
         break;
@@ -499,8 +492,7 @@ class Unpickler {
         Object* kwargs = pop();
         Object* args = pop();
         Object* cls = pop();
-        if (!kwargs->is(T::dict) || kwargs->dict_size() != 0) fail("NEWOBJ_EX with keyword arguments");
-        push(call(cls, args));
+        push(call(cls, args, kwargs));
         break;
       }
       case op::BUILD: {
@@ -529,10 +521,17 @@ class Unpickler {
       case op::EXT2:
       case op::EXT4:
         fail("opcode " + opcode_name(c) + " (extension registry) is not allowed");
-      case op::EMPTY_SET:
-      case op::ADDITEMS:
-      case op::FROZENSET:
-        fail("opcode " + opcode_name(c) + ": sets are not supported");
+      // sets (protocol 4): records with the elements in "$items"
+      case op::EMPTY_SET: push(make_set(false, {})); break;
+      case op::FROZENSET: push(make_set(true, pop_mark())); break;
+      case op::ADDITEMS: {
+        auto items = pop_mark();
+        Object* s = top();
+        if (!s->is(T::record) || s->record_class() != "builtins.set") fail("ADDITEMS to a " + type_name(*s));
+        Object* l = items_of(s, false, "ADDITEMS");
+        l->items.insert(l->items.end(), items.begin(), items.end());
+        break;
+      }
       case op::NEXT_BUFFER:
       case op::READONLY_BUFFER:
         fail("opcode " + opcode_name(c) + ": out-of-band buffers are not supported");
@@ -557,19 +556,7 @@ class Unpickler {
 // ---- default hooks ---------------------------------------------------------------------------
 
 inline Object* Hooks::call(Unpickler& u, Object& fn, Object& args) {
-  if (fn.is_global("collections.OrderedDict")) {  // OrderedDict() or OrderedDict([(k, v), ...])
-    Object* d = u.make(Object::Type::dict);
-    d->flag = true;
-    if (args.items.empty()) return d;
-    if (args.items.size() == 1 && (args.items[0]->is(Object::Type::list) || args.items[0]->is(Object::Type::tuple))) {
-      for (Object* kv : args.items[0]->items) {
-        if (!(kv->is(Object::Type::tuple) || kv->is(Object::Type::list)) || kv->items.size() != 2) u.fail("OrderedDict item is not a pair");
-        u.dict_set(*d, kv->items[0], kv->items[1]);
-      }
-      return d;
-    }
-    u.fail("unsupported arguments to collections.OrderedDict");
-  }
+  if (Object* r = builtins::call(u, fn, args)) return r;
   u.fail("'" + fn.s + "' cannot be called");
 }
 
@@ -578,7 +565,17 @@ inline Object* Hooks::persistent_load(Unpickler& u, Object&) {
 }
 
 inline void Hooks::build(Unpickler& u, Object& obj, Object& state) {
-  if (obj.is(Object::Type::dict) && (state.is(Object::Type::dict) || state.is(Object::Type::none))) return;
+  using T = Object::Type;
+  if (obj.is(T::dict) && (state.is(T::dict) || state.is(T::none))) return;
+  if (obj.is(T::record)) {
+    Object* old = obj.find(field::state);
+    if (!old) return u.set_field(obj, field::state, &state);
+    if (!old->is(T::dict) || !state.is(T::dict)) u.fail("BUILD twice on a " + type_name(obj));
+    Object* merged = u.make(T::dict);  // as inst.__dict__.update(state); the old state may be shared
+    for (const Object* d : {old, &state})
+      for (std::size_t k = 0; k < d->dict_size(); ++k) u.dict_set(*merged, d->items[2 * k], d->items[2 * k + 1]);
+    return u.set_field(obj, field::state, merged);
+  }
   u.fail("BUILD (setting state) on a " + type_name(obj) + " is not allowed");
 }
 

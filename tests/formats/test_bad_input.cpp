@@ -25,7 +25,7 @@ TEST_CASE("native: truncation at every length is a format_error with the offset"
   ckpt_test::require_truncations_fail(ckpt_test::read_bytes(p), dir / "cut.ckpt", [](const auto& q) { return load_as<native_format>(q); });
 }
 
-TEST_CASE("native: wrong magic is a format_error; unknown files list the known formats", "[formats][bad]") {
+TEST_CASE("native: wrong magic is a format_error, unknown files list the known formats", "[formats][bad]") {
   ckpt_test::TempDir dir;
   const auto p = dir / "m.ckpt";
   save(p, small());

@@ -81,7 +81,7 @@ TEST_CASE("npz: np.savez and np.savez_compressed archives load flat, by member n
   }
 }
 
-TEST_CASE("npy: every dtype and shape round-trips; the data is 64-byte aligned and mapped", "[npy]") {
+TEST_CASE("npy: every dtype and shape round-trips, the data is 64-byte aligned and mapped", "[npy]") {
   ckpt_test::TempDir dir;
   const auto p = dir / "t.npy";
   std::uint64_t seed = 0;
@@ -128,7 +128,7 @@ TEST_CASE("npy: bf16 and float8 use the structured raw-bits form", "[npy]") {
   }
 }
 
-TEST_CASE("npy: a .npy holds one tensor; trees and values are refused", "[npy]") {
+TEST_CASE("npy: a .npy holds one tensor, trees and values are refused", "[npy]") {
   ckpt_test::TempDir dir;
   StateDict sd;
   sd["w"] = Tensor::from<float>({1});
@@ -190,7 +190,7 @@ TEST_CASE("npy: hostile headers raise the specific error without big allocations
   CHECK(load(p).tensor() == Tensor::from<std::int16_t>({1, 2}, {2, 1}));
 }
 
-TEST_CASE("npz: stored and deflated codecs; mmap views stored aligned members", "[npz]") {
+TEST_CASE("npz: stored and deflated codecs, mmap views stored aligned members", "[npz]") {
   ckpt_test::TempDir dir;
   StateDict sd;
   sd["emb"] = Tensor(DType::f32, {1 << 14});  // zeros: compressible

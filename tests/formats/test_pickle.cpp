@@ -159,7 +159,7 @@ TEST_CASE("unpickle: protocol-0 strings and floats", "[pickle]") {
   CHECK(unpickle("L123L\n."sv) == 123);
 }
 
-TEST_CASE("unpickle: OrderedDict through REDUCE, NEWOBJ and STACK_GLOBAL; its BUILD state is dropped", "[pickle]") {
+TEST_CASE("unpickle: OrderedDict through REDUCE, NEWOBJ and STACK_GLOBAL, its BUILD state is dropped", "[pickle]") {
   // pickle.dumps(OrderedDict([('x', 1), ('y', [2])]), 2) and protocol 4
   const Value want = Value::parse(R"({"dict": [["x", 1], ["y", [2]]], "ordered": true})");
   CHECK(unpickle("\x80\x02\x63\x63\x6f\x6c\x6c\x65\x63\x74\x69\x6f\x6e\x73\x0a\x4f\x72\x64\x65\x72\x65\x64\x44\x69\x63\x74\x0a\x71\x00\x29\x52\x71\x01\x28\x58\x01\x00\x00\x00\x78\x71\x02\x4b\x01\x58\x01\x00\x00\x00\x79\x71\x03\x5d\x71\x04\x4b\x02\x61\x75\x2e"sv) == want);
@@ -206,7 +206,7 @@ TEST_CASE("unpickle: sets, frozensets, bytes, bytearrays and complex numbers, in
   CHECK_THAT(error_of<format_error>("\x80\x02" "c__builtin__\ncomplex\nX\x01\x00\x00\x00" "x\x85R."sv), ckpt_test::Contains("complex of a str"));
 }
 
-TEST_CASE("unpickle: inert records for REDUCE, NEWOBJ, NEWOBJ_EX, BUILD, SETITEMS and APPENDS; nothing runs", "[pickle][security]") {
+TEST_CASE("unpickle: inert records for REDUCE, NEWOBJ, NEWOBJ_EX, BUILD, SETITEMS and APPENDS, nothing runs", "[pickle][security]") {
   const std::filesystem::path marker = "/tmp/ckpt-evil-marker";
   std::filesystem::remove(marker);
   // the os.system payload, in three protocols: a record of the call, not a call

@@ -120,7 +120,7 @@ TEST_CASE("pt: the written zip is laid out as torch.save writes it", "[formats][
   CHECK(pkl.find("torch\nfloat8_e4m3fn\n") != std::string::npos);
 }
 
-TEST_CASE("pt: tied tensors share one storage; zlib deflates storages", "[formats][torch]") {
+TEST_CASE("pt: tied tensors share one storage, zlib deflates storages", "[formats][torch]") {
   ckpt_test::TempDir dir;
   const Tensor w = ckpt_test::random_tensor(DType::f32, {8, 4}, 3);
   StateDict sd;
@@ -405,7 +405,7 @@ TEST_CASE("pt: hostile and damaged files raise the specific error", "[formats][t
   CHECK_THROWS_AS(load_as<torch_format>(p), format_error);
 }
 
-TEST_CASE("pt: a flipped storage byte is a corrupt_error; truncation at every length is a format_error with the offset", "[formats][torch][bad]") {
+TEST_CASE("pt: a flipped storage byte is a corrupt_error, truncation at every length is a format_error with the offset", "[formats][torch][bad]") {
   ckpt_test::TempDir dir;
   StateDict sd;
   sd["w"] = ckpt_test::random_tensor(DType::f32, {4, 4}, 5);

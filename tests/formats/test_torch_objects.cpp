@@ -278,7 +278,7 @@ TEST_CASE("pt: sets, frozensets, bytes, bytearrays, complex numbers, tuples and 
   }
 }
 
-TEST_CASE("pt: Python objects are refused naming the global and the option, or read as inert records; nothing runs", "[formats][torch][security]") {
+TEST_CASE("pt: Python objects are refused naming the global and the option, or read as inert records, nothing runs", "[formats][torch][security]") {
   ckpt_test::TempDir dir;
   const auto p = dir / "objects.pt", marker = dir / "ran";
   write_objects_file(p, marker);

@@ -19,7 +19,7 @@ json find_key(const json& list, const std::string& key) {
 }
 }  // namespace
 
-TEST_CASE("--inert-objects: refused without it naming the global and the flag; every reading command with it; nothing runs") {
+TEST_CASE("objects need --inert-objects: refused without it naming the global and the flag, every reading command with it, nothing runs") {
   ckpt_test::TempDir dir;
   const auto p = dir / "objects.pt", marker = dir / "ran";
   pt_test::write_objects_file(p, marker);
@@ -84,7 +84,7 @@ TEST_CASE("ls and info show the objects: class, abbreviated fields, tensors insi
   CHECK_FALSE(std::filesystem::exists(marker));
 }
 
-TEST_CASE("convert through safetensors and back to .pt names the objects it cannot write back; diff finds the trees equal") {
+TEST_CASE("convert through safetensors and back to .pt names the objects it cannot write back, diff finds the trees equal") {
   ckpt_test::TempDir dir;
   const auto p = dir / "objects.pt", marker = dir / "ran";
   pt_test::write_objects_file(p, marker);

@@ -73,7 +73,7 @@ TEST_CASE("Checkpoint: save numbers files with the save counter, which round-tri
   CHECK(m2.w[0] == 1.0f);
 }
 
-TEST_CASE("Checkpoint: write() uses the exact path and leaves the counter; format from options", "[checkpoint]") {
+TEST_CASE("Checkpoint: write() uses the exact path and leaves the counter, format from options", "[checkpoint]") {
   ckpt_test::TempDir dir;
   ct::Model model;
   Checkpoint ck;
@@ -131,7 +131,7 @@ TEST_CASE("RestoreStatus: an object added since the save", "[checkpoint][status]
   CHECK(st.report().missing == std::vector<std::string>{"opt"});
 }
 
-TEST_CASE("RestoreStatus: an object removed since the save; warning unless expect_partial", "[checkpoint][status]") {
+TEST_CASE("RestoreStatus: an object removed since the save, warning unless expect_partial", "[checkpoint][status]") {
   ckpt_test::TempDir dir;
   ct::Model model;
   ct::Opt opt;

@@ -120,7 +120,7 @@ TEST_CASE("an object graph round-trips through a file and restores exactly", "[c
   CHECK(sd.at("train.epoch").get<int>() == 7);
 }
 
-TEST_CASE("strict load lists every missing and unexpected key; non-strict reports them", "[concepts]") {
+TEST_CASE("strict load lists every missing and unexpected key, non-strict reports them", "[concepts]") {
   ckpt_test::TempDir dir;
   StateDict sd;
   sd["epoch"] = 3;
@@ -183,7 +183,7 @@ TEST_CASE("a shape mismatch names the key path, expected and got", "[concepts]")
   CHECK(r.mismatched[0] == "linear.bias (expected f32, got f64)");
 }
 
-TEST_CASE("maps with int keys keep an int_dict container; vectors of objects are lists", "[concepts]") {
+TEST_CASE("maps with int keys keep an int_dict container, vectors of objects are lists", "[concepts]") {
   std::map<int, std::vector<float>> state{{0, {1, 2}}, {1, {3}}};
   StateDict sd = to_state_dict(state);
   CHECK(sd.container() == Container::int_dict);

@@ -15,7 +15,7 @@
 using namespace ckpt;
 namespace fs = std::filesystem;
 
-TEST_CASE("AtomicFile: nothing under the final name until commit; abort removes the temp", "[io]") {
+TEST_CASE("AtomicFile: nothing under the final name until commit, abort removes the temp", "[io]") {
   ckpt_test::TempDir dir;
   const auto p = dir / "f.bin";
   {
@@ -122,7 +122,7 @@ TEST_CASE("mapped tensors keep the mapping alive after the reader is gone", "[io
 
 using ckpt_test::resident_pages;
 
-TEST_CASE("durable writers hand large data to write(2) in writeback-sized pieces; the bytes are the same", "[io]") {
+TEST_CASE("durable writers hand large data to write(2) in writeback-sized pieces, the bytes are the same", "[io]") {
   ckpt_test::TempDir dir;
   std::vector<std::byte> data((std::size_t{10} << 20) + 3);
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = std::byte(i * 131 % 251);

@@ -30,7 +30,7 @@ Steps run(const std::filesystem::path& dir, ManagerOptions o, int n, const std::
 }
 }  // namespace
 
-TEST_CASE("retention: max_to_keep keeps the newest N; nullopt keeps all", "[manager][retention]") {
+TEST_CASE("retention: max_to_keep keeps the newest N, nullopt keeps all", "[manager][retention]") {
   ckpt_test::TempDir d1, d2, d3;
   auto o = mt::fast();
   o.max_to_keep = 3;

@@ -100,7 +100,7 @@ TEST_CASE("async: the bytes equal a sync save, although the state changes right 
   CHECK((ckpt_test::read_bytes(a / "ckpt-5.ckpt") == ckpt_test::read_bytes(b / "ckpt-5.ckpt")));
 }
 
-TEST_CASE("async: staged bytes never exceed max_staging_bytes; a save past it waits", "[manager][async]") {
+TEST_CASE("async: staged bytes never exceed max_staging_bytes, a save past it waits", "[manager][async]") {
   ckpt_test::TempDir dir;
   Big state;
   Checkpoint ck{{"big", state}};

@@ -96,7 +96,7 @@ TEST_CASE("restore_or_initialize: a truncated newest falls back, with a warning 
   CHECK(w.messages[0].find("trailer") != std::string::npos);
 }
 
-TEST_CASE("restore_or_initialize: falls back as far as needed; none verifying is an error", "[manager][restore]") {
+TEST_CASE("restore_or_initialize: falls back as far as needed, none verifying is an error", "[manager][restore]") {
   ckpt_test::TempDir dir;
   populate(dir.path(), 3);
   flip_byte(dir / "ckpt-3.ckpt", 64 + 1);
@@ -145,7 +145,7 @@ TEST_CASE("restore_or_initialize: a transient I/O error falls back without marki
   CHECK(mgr.latest_step() == 2);
 }
 
-TEST_CASE("restore_or_initialize: mmap loads are verified too; verify_on_restore=false propagates", "[manager][restore]") {
+TEST_CASE("restore_or_initialize: mmap loads are verified too, verify_on_restore=false propagates", "[manager][restore]") {
   ckpt_test::TempDir dir;
   populate(dir.path(), 2);
   flip_byte(dir / "ckpt-2.ckpt", 64 + 9);
@@ -190,7 +190,7 @@ TEST_CASE("restore_or_initialize: tracked objects must match unless partial_rest
   CHECK(m.seen == 2);
 }
 
-TEST_CASE("restore(step) restores exactly that checkpoint; an unknown step is a key_error", "[manager][restore]") {
+TEST_CASE("restore(step) restores exactly that checkpoint, an unknown step is a key_error", "[manager][restore]") {
   ckpt_test::TempDir dir;
   populate(dir.path(), 3);
   mt::Model m;

@@ -60,7 +60,7 @@ TEST_CASE("insertion order, access, erase, kinds", "[state_dict]") {
   CHECK(sd.tensor_bytes() == 8);
 }
 
-TEST_CASE("flatten and unflatten are inverse; copies are deep for the tree", "[state_dict]") {
+TEST_CASE("flatten and unflatten are inverse, copies are deep for the tree", "[state_dict]") {
   StateDict sd;
   sd["model.w"] = Tensor::from<float>({1, 2, 3});
   sd["opt.state.0.step"] = 4;

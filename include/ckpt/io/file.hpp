@@ -19,6 +19,7 @@
 #include <cstring>      // std::memcpy
 #include <filesystem>   // paths
 #include <functional>   // fault hook
+#include <memory>       // digest slot
 #include <optional>     // lazily built writer
 #include <utility>      // std::exchange
 #include <random>       // temp-name suffix
@@ -26,7 +27,9 @@
 #include <string>       // paths
 #include <vector>       // buffers
 
-#include "../error.hpp"  // io_error
+#include "../detail/crc32.hpp"  // digests of files as they are written
+#include "../error.hpp"         // io_error
+#include "digest.hpp"           // DigestRecorder
 
 namespace ckpt::io {
 
@@ -71,12 +74,13 @@ class File {
  public:
   File() = default;
   File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  File(File&& o) noexcept : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)) {}
+  File(File&& o) noexcept : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)), digest_(std::move(o.digest_)) {}
   File& operator=(File&& o) noexcept {
     if (this != &o) {
       close_quietly();
       fd_ = std::exchange(o.fd_, -1);
       path_ = std::move(o.path_);
+      digest_ = std::move(o.digest_);
     }
     return *this;
   }
@@ -97,13 +101,16 @@ class File {
     if (S_ISDIR(st.st_mode)) throw io_error("cannot open for reading", p.string(), EISDIR);
     return f;
   }
-  /// Create a new file (fails if it exists) for writing.
+  /// Create a new file (fails if it exists) for writing. Under a DigestRecorder's target,
+  /// write_all accumulates the file's size and CRC-32 for it.
   static File create_exclusive(const fs::path& p, int mode = 0644) {
     int fd;
     do fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     while (fd < 0 && errno == EINTR);
     if (fd < 0) throw io_error("cannot create", p.string(), errno);
-    return File(fd, p.string());
+    File f(fd, p.string());
+    f.digest_ = DigestRecorder::slot_for(p);
+    return f;
   }
 
   int fd() const noexcept { return fd_; }
@@ -131,6 +138,10 @@ class File {
         throw io_error("cannot write " + std::to_string(left) + " bytes", path_, errno);
       }
       if (n == 0) throw io_error("write returned 0 bytes", path_, ENOSPC);
+      if (digest_) {
+        digest_->crc32 = detail::crc32_update(digest_->crc32, {p, static_cast<std::size_t>(n)});
+        digest_->size += static_cast<std::uint64_t>(n);
+      }
       p += n;
       left -= static_cast<std::size_t>(n);
     }
@@ -181,6 +192,7 @@ class File {
   }
   int fd_ = -1;
   std::string path_;
+  std::shared_ptr<FileDigest> digest_;  // null unless a DigestRecorder wants this file
 };
 
 /// fsync a directory so that a rename or create inside it is durable.

@@ -499,7 +499,7 @@ class CheckpointManager {
       auto last_preserved = std::chrono::system_clock::time_point{};
       {
         std::lock_guard lk(mu_);
-        next = entries_with({job.step, path, now(), job.metrics, opts_.format.name, false, false}, nullptr);
+        next = entries_with({job.step, path, now(), job.metrics, opts_.format.name, false, false, {}}, nullptr);
         last_preserved = index_.last_preserved;
       }
       for (const auto i : apply_retention(next, policy(), last_preserved, job.step))

@@ -35,26 +35,13 @@
 #include "bench_util.hpp"
 
 namespace fs = std::filesystem;
+using ckpt_bench::make_state;
 using ckpt_bench::parse_size;
 using ckpt_bench::Stats;
 using ckpt_bench::stats;
 using clk = std::chrono::steady_clock;
 
 namespace {
-
-/// 16 f32 tensors of random-normal values totalling `bytes`.
-ckpt::StateDict make_state(std::uint64_t bytes, int tensors = 16) {
-  ckpt::StateDict sd;
-  const auto per = static_cast<std::int64_t>(bytes / 4 / static_cast<std::uint64_t>(tensors));
-  std::mt19937 g(1);
-  std::normal_distribution<float> n;
-  for (int i = 0; i < tensors; ++i) {
-    ckpt::Tensor t(ckpt::DType::f32, {per});
-    for (auto& v : t.mutable_values<float>()) v = n(g);
-    sd["layers"].set(std::to_string(i) + ".weight", t);
-  }
-  return sd;
-}
 
 void check_rc(bool ok, const char* what) {
   if (!ok) {
@@ -210,10 +197,8 @@ int main(int argc, char** argv) {
   }
   // Work in a subdirectory of our own: at exit only what this run created is deleted, never
   // files the user already had in DIR (nor DIR itself unless this run created it).
-  const bool made_dir = fs::create_directories(dir);
-  const fs::path user_dir = dir;
-  dir /= "ckpt-bench-" + std::to_string(::getpid());
-  fs::create_directories(dir);
+  const ckpt_bench::OwnDir own(dir, "ckpt-bench");
+  dir = own.path();
   const double gib = static_cast<double>(size) / (1ull << 30);
   std::printf("ckpt bench_io: %.3f GiB of f32 in 16 tensors, %d runs, dir %s%s\n", gib, runs, dir.c_str(), smoke ? " (smoke mode)" : "");
   const auto machine = machine_info();
@@ -376,7 +361,5 @@ int main(int argc, char** argv) {
   res.json["checksum_share_of_save"] = crc_share;
   std::ofstream(json_out) << res.json.dump(2) << "\n";
   std::printf("wrote %s\n", json_out.c_str());
-  fs::remove_all(dir);
-  if (made_dir && fs::is_empty(user_dir)) fs::remove(user_dir);
   return (sink == 42 && crc_sink == 42) ? 3 : 0;  // keep the work observable
 }

@@ -16,14 +16,12 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "bench_util.hpp"
 
 namespace fs = std::filesystem;
-using ckpt_bench::parse_size;
 using ckpt_bench::Stats;
 using ckpt_bench::stats;
 using clk = std::chrono::steady_clock;
@@ -40,31 +38,19 @@ void print(const char* what, const Stats& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::uint64_t size = 256ull << 20;
-  int runs = 5;
-  fs::path dir = fs::temp_directory_path() / ("ckpt-bench-manager-" + std::to_string(::getpid()));
+  ckpt_bench::ManagerBenchArgs args;
+  args.dir = fs::temp_directory_path() / ("ckpt-bench-manager-" + std::to_string(::getpid()));
   for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--size" && i + 1 < argc) size = parse_size(argv[++i]);
-    else if (a == "--runs" && i + 1 < argc) runs = std::stoi(argv[++i]);
-    else if (a == "--dir" && i + 1 < argc) dir = argv[++i];
-    else if (a == "--smoke") {
-      size = 8ull << 20;
-      runs = 1;
-    } else {
+    if (!args.take(argc, argv, i)) {
       std::cerr << "usage: manager_async [--size 256M] [--runs 5] [--dir DIR] [--smoke]\n";
       return 2;
     }
   }
+  const std::uint64_t size = args.size;
+  const int runs = args.runs;
+  const fs::path dir = args.dir;
   constexpr int tensors = 8;
-  ckpt::StateDict state;
-  std::mt19937 g(1);
-  std::normal_distribution<float> n;
-  for (int i = 0; i < tensors; ++i) {
-    ckpt::Tensor t(ckpt::DType::f32, {static_cast<std::int64_t>(size / 4 / tensors)});
-    for (auto& v : t.mutable_values<float>()) v = n(g);
-    state["layers"].set(std::to_string(i) + ".weight", t);
-  }
+  ckpt::StateDict state = ckpt_bench::make_state(size, tensors);
   state["step"] = 0;
   fs::remove_all(dir);
   ckpt::Checkpoint ck_sync{{"state", state}}, ck_async{{"state", state}};

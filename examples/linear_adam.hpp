@@ -2,8 +2,8 @@
 // scratch, both Checkpointable through the library's public extension points:
 //   Linear  — through member functions (the PyTorch shape: state_dict / load_state_dict);
 //   Adam    — through ADL free functions next to the type;
-//   Trainer — the whole training state (model, optimizer, epoch, loss, RNG, data order)
-//             through CKPT_FIELDS.
+//   Trainer — the whole training state (model, optimizer, epoch, loss, RNG, data order and
+//             the position and running loss inside the epoch) through CKPT_FIELDS.
 // The example program (train_linear.cpp) and the tests share this header.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <string>
@@ -313,6 +314,7 @@ struct Trainer {
   std::mt19937_64 rng;      // shuffles the data every epoch
   std::vector<std::int64_t> order;  // the current epoch's sample order
   std::int64_t next_batch = 0;      // position in `order` (0 at an epoch boundary)
+  double running_loss = 0;          // sum of this epoch's batch losses so far (0 at a boundary)
 
   Trainer(const Dataset& d, std::uint64_t seed, Adam::Options o = {0.01, 0.9, 0.999, 1e-8, 0, false, false})
       : model(d.in, d.out, seed), rng(seed), order(static_cast<std::size_t>(d.n)) {
@@ -322,14 +324,25 @@ struct Trainer {
   Trainer(const Trainer&) = delete;  // the optimizer points into the model
   Trainer& operator=(const Trainer&) = delete;
 
-  /// One epoch of minibatch training; returns the mean loss.
+  /// Optimizer steps (minibatches) in one epoch over `d`.
+  static std::int64_t batches_per_epoch(const Dataset& d, std::int64_t batch = 64) { return (d.n + batch - 1) / batch; }
+  /// Optimizer steps taken since the start of training.
+  std::int64_t global_step(const Dataset& d, std::int64_t batch = 64) const { return epoch * batches_per_epoch(d, batch) + next_batch; }
+
+  /// One epoch of minibatch training (the rest of it, after a resume inside one); returns the
+  /// mean loss.
   double train_epoch(const Dataset& d, std::int64_t batch = 64) {
+    train_until(d, std::numeric_limits<std::int64_t>::max(), batch);
+    return loss;
+  }
+  /// Minibatch training until the epoch ends or global_step() reaches `stop_at`, whichever
+  /// comes first; true when the epoch ended (`loss` is then its mean over all its batches,
+  /// those before a resume included).
+  bool train_until(const Dataset& d, std::int64_t stop_at, std::int64_t batch = 64) {
     if (next_batch == 0) std::shuffle(order.begin(), order.end(), rng);
-    double total = 0;
-    std::int64_t batches = 0;
-    const std::int64_t nb = (d.n + batch - 1) / batch;
+    const std::int64_t nb = batches_per_epoch(d, batch);
     std::vector<float> pred(static_cast<std::size_t>(d.out));
-    for (; next_batch < nb; ++next_batch) {
+    for (; next_batch < nb && global_step(d, batch) < stop_at; ++next_batch) {
       optimizer.zero_grad();
       auto& gw = optimizer.params()[0].grad;
       auto& gb = optimizer.params()[1].grad;
@@ -349,16 +362,18 @@ struct Trainer {
         }
       }
       optimizer.step();
-      total += loss_sum / static_cast<float>((hi - lo) * d.out);
-      ++batches;
+      running_loss += loss_sum / static_cast<float>((hi - lo) * d.out);
     }
+    if (next_batch < nb) return false;
     next_batch = 0;
     ++epoch;
-    loss = total / static_cast<double>(batches);
-    return loss;
+    loss = running_loss / static_cast<double>(nb);
+    running_loss = 0;
+    return true;
   }
 
-  /// 64-bit FNV-1a over weight, bias, every Adam state tensor and step, and the RNG state.
+  /// 64-bit FNV-1a over the whole training state: weight, bias, every Adam state tensor and
+  /// step, the RNG state, the sample order, and epoch, next_batch, loss and running_loss.
   std::uint64_t digest() const {
     std::uint64_t h = 1469598103934665603ull;
     auto add = [&](const void* p, std::size_t n) {
@@ -376,9 +391,12 @@ struct Trainer {
     }
     const std::string rng_state = ckpt::to_state_dict(rng).get<std::string>();
     add(rng_state.data(), rng_state.size());
+    add(order.data(), order.size() * sizeof(std::int64_t));
+    for (const auto* x : {&epoch, &next_batch}) add(x, sizeof *x);
+    for (const auto* x : {&loss, &running_loss}) add(x, sizeof *x);
     return h;
   }
 };
-CKPT_FIELDS(Trainer, model, optimizer, epoch, loss, rng, order, next_batch)
+CKPT_FIELDS(Trainer, model, optimizer, epoch, loss, rng, order, next_batch, running_loss)
 
 }  // namespace linear_adam

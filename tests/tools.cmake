@@ -3,6 +3,7 @@
 # built in tools/ (added after tests/), so these register only when CKPT_BUILD_TOOLS is on.
 if(CKPT_BUILD_TOOLS AND EXISTS ${PROJECT_SOURCE_DIR}/tools/CMakeLists.txt)
   ckpt_add_test(tools.cli tools/test_cli_inspect.cpp tools/test_cli_compare.cpp tools/test_cli_objects.cpp)
+  target_include_directories(tools.cli PRIVATE ${PROJECT_SOURCE_DIR}/examples)  # rawdir.hpp: a backend the tool lacks
   target_compile_definitions(tools.cli PRIVATE CKPT_TOOL="$<TARGET_FILE:ckpt_tool>")
   add_dependencies(tools.cli ckpt_tool)
 

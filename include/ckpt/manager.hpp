@@ -85,8 +85,10 @@ struct ManagerOptions {
   /// whole budget is written synchronously from the live objects. Unset: one staged save at a
   /// time, any size, and the buffers of the last one kept for the next.
   std::optional<std::uint64_t> max_staging_bytes{};
-  /// restore_or_initialize() verifies checksums and structure before touching any object and
-  /// falls back past checkpoints that fail. false: load as load_options say; errors propagate.
+  /// restore_or_initialize() checks every file of a checkpoint against the size and CRC-32 the
+  /// index recorded when it was committed (or, where none were recorded, the format's own
+  /// checksums) and its structure, before touching any object, and falls back past checkpoints
+  /// that fail; restore(step) checks the same. false: load as load_options say; errors propagate.
   bool verify_on_restore = true;
   /// false: restore_or_initialize() requires every tracked object to find its values
   /// (RestoreStatus::assert_existing_objects_matched) and throws key_error otherwise.
@@ -113,7 +115,8 @@ struct ManagerOptions {
 ///
 /// Commit protocol of one save: the checkpoint is written under `<name>.tmp-<random>`,
 /// fsynced, renamed into place and the directory fsynced (io::AtomicFile / AtomicDir); then
-/// the index `checkpoints.json` is replaced atomically, recording it; only then are the
+/// the index `checkpoints.json` is replaced atomically, recording it with the size and CRC-32
+/// of each of its files (taken as they were written, io::DigestRecorder); only then are the
 /// checkpoints retention dropped deleted. On open, temporaries of a crashed save are removed,
 /// index entries whose file is gone are dropped and checkpoints on disk the index lacks are
 /// adopted (without metrics). The methods are meant for one thread (the training loop).
@@ -275,7 +278,7 @@ class CheckpointManager {
     for (const auto& e : candidates) {
       StateDict sd;
       try {
-        sd = backend_for(e).load(e.path, restore_options());
+        sd = load_checked(e);
       } catch (const std::bad_alloc&) {
         throw;
       } catch (const std::exception& x) {
@@ -284,7 +287,7 @@ class CheckpointManager {
         failures += (failures.empty() ? "" : "; ") + e.path.filename().string() + ": " + x.what();
         continue;
       }
-      RestoreStatus st = ck_.restore(sd, e.path.string(), restore_options());
+      RestoreStatus st = ck_.restore(sd, e.path.string(), opts_.load_options);
       last_restore_ = st;
       if (!opts_.partial_restore) st.assert_existing_objects_matched();
       return e.step;
@@ -303,7 +306,7 @@ class CheckpointManager {
         if (x.step == step) e = x;
     }
     if (!e) throw key_error("no checkpoint for step " + std::to_string(step), dir_.string());
-    RestoreStatus st = ck_.restore(backend_for(*e).load(e->path, restore_options()), e->path.string(), restore_options());
+    RestoreStatus st = ck_.restore(load_checked(*e), e->path.string(), opts_.load_options);
     last_restore_ = st;
     return st;
   }
@@ -344,10 +347,8 @@ class CheckpointManager {
     return {opts_.max_to_keep, opts_.keep_every_n_steps, opts_.keep_every_n_hours, opts_.best_k, opts_.best_metric, opts_.best_mode};
   }
   std::chrono::system_clock::time_point now() const { return opts_.clock ? opts_.clock() : std::chrono::system_clock::now(); }
-  LoadOptions restore_options() const {
-    LoadOptions lo = opts_.load_options;
-    if (opts_.verify_on_restore) lo.verify = true;
-    return lo;
+  StateDict load_checked(const CheckpointInfo& e) {
+    return detail::load_for_restore(backend_for(e), e, opts_.load_options, opts_.verify_on_restore);
   }
   const Backend& backend_for(const CheckpointInfo& e) {
     if (e.format.empty() || e.format == opts_.format.name) return opts_.format;
@@ -498,18 +499,20 @@ class CheckpointManager {
       auto last_preserved = std::chrono::system_clock::time_point{};
       {
         std::lock_guard lk(mu_);
-        next = entries_with({job.step, path, now(), job.metrics, opts_.format.name, false, false}, nullptr);
+        next = entries_with({job.step, path, now(), job.metrics, opts_.format.name, false, false, {}}, nullptr);
         last_preserved = index_.last_preserved;
       }
       for (const auto i : apply_retention(next, policy(), last_preserved, job.step))
         if (next[i].path != path) io::drop_cached_tree(next[i].path);
     }
+    io::DigestRecorder recorder(path);  // the size and CRC-32 of each file, taken as it is written
     opts_.format.save(path, job.state, opts_.save_options);
+    auto files = detail::digest_checkpoint(path, recorder.written());
     std::vector<std::filesystem::path> doomed;
     {
       std::lock_guard lk(mu_);
       // (a checkpoint of the same step in another format, e.g. a corrupt one, is replaced)
-      std::vector<CheckpointInfo> next = entries_with({job.step, path, now(), job.metrics, opts_.format.name, false, false}, &doomed);
+      std::vector<CheckpointInfo> next = entries_with({job.step, path, now(), job.metrics, opts_.format.name, false, false, std::move(files)}, &doomed);
       ManagerIndex ni;
       ni.last_preserved = index_.last_preserved;
       auto all = next;
@@ -551,13 +554,8 @@ class CheckpointManager {
   }
 
   // ---- restore helpers ----
-  static bool is_content_error(const std::exception& x) {
-    if (auto* io = dynamic_cast<const io_error*>(&x)) return io->code() == 0;  // 0: short file, not errno
-    if (dynamic_cast<const unsupported_error*>(&x)) return false;             // a newer writer, not damage
-    return dynamic_cast<const error*>(&x) != nullptr;
-  }
   void report_failure(const CheckpointInfo& e, const std::exception& x) {
-    VerifyFailure f{e.step, e.path, x.what(), std::current_exception(), is_content_error(x)};
+    VerifyFailure f{e.step, e.path, x.what(), std::current_exception(), detail::is_content_error(x)};
     if (f.marked_corrupt) {
       std::lock_guard lk(mu_);
       for (auto& y : index_.entries)

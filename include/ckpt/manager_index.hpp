@@ -2,7 +2,8 @@
 // `Backend` (a type-erased format, built-in by name or any user tag via Backend::of<Tag>()),
 // `CheckpointInfo`, the retention policy (which checkpoints survive a save) as a pure
 // function, the manager's index — a small JSON file replaced atomically, listing each
-// committed checkpoint with its step, file, time and metrics — its reconciliation with the
+// committed checkpoint with its step, file, time, metrics and the size and CRC-32 of each of
+// its files — the check of those digests before a restore, its reconciliation with the
 // directory on open, and the flock that keeps a second manager out.
 #pragma once
 
@@ -15,6 +16,7 @@
 #include <charconv>     // step numbers in file names
 #include <chrono>       // checkpoint times
 #include <cmath>        // std::isfinite for metrics
+#include <exception>    // is_content_error
 #include <cstdint>      // steps
 #include <filesystem>   // paths
 #include <functional>   // type-erased backend
@@ -28,7 +30,9 @@
 #include "archive/detect.hpp"     // visit_format, builtin formats
 #include "checkpoint.hpp"         // warn
 #include "concepts.hpp"           // ArchiveFormat
+#include "detail/lane.hpp"        // digests of files read on two threads
 #include "detail/skeleton.hpp"    // parse_json_limited
+#include "io/digest.hpp"          // FileDigest
 #include "io/file.hpp"            // AtomicFile, read_file
 #include "save_load.hpp"          // save_as / load_as
 
@@ -83,6 +87,11 @@ struct CheckpointInfo {
   std::string format;                         ///< backend name it was written with
   bool preserved = false;  ///< kept for good by keep_every_n_hours
   bool corrupt = false;    ///< failed verification on restore; skipped, never kept
+  /// Size and CRC-32 of every file of the checkpoint, recorded when it was committed: "."
+  /// names a single-file checkpoint, other names are paths inside its directory. nullopt:
+  /// none recorded (an index written before digests existed, or a checkpoint adopted from the
+  /// disk); only the format's own checks apply to it.
+  std::optional<std::vector<io::FileDigest>> files{};
 };
 
 /// The retention knobs (a subset of ManagerOptions, so the policy is testable alone).
@@ -163,9 +172,37 @@ inline std::chrono::system_clock::time_point from_seconds(double s) {
 }
 }  // namespace detail
 
+namespace detail {
+/// A digest's file name: "." or a relative path inside the checkpoint (no "..", no "." parts).
+inline bool valid_digest_name(const std::string& n) {
+  if (n == ".") return true;
+  if (n.empty() || n.front() == '/') return false;
+  for (const auto& part : std::filesystem::path(n))
+    if (part.empty() || part == "." || part == "..") return false;
+  return true;
+}
+inline std::vector<io::FileDigest> digests_from_json(const Value& list, const std::string& file) {
+  std::vector<io::FileDigest> v;
+  for (const auto& j : list) {
+    io::FileDigest d;
+    d.name = j.at("name").get<std::string>();
+    const auto size = integer_as<std::uint64_t>(j.at("size"));
+    const auto crc = integer_as<std::uint32_t>(j.at("crc32"));
+    if (!valid_digest_name(d.name) || !size || !crc)
+      throw format_error("invalid file digest in manager index", file, format_error::no_offset, "", "{name inside the checkpoint, size, crc32}", json_excerpt(j));
+    d.size = *size;
+    d.crc32 = *crc;
+    v.push_back(std::move(d));
+  }
+  return v;
+}
+}  // namespace detail
+
 /// The manager's index file: {"format": "ckpt-manager-index", "version": 1,
 /// "last_preserved_time": <unix seconds>, "checkpoints": [{"step", "file", "time", "metrics",
-/// "format", "preserved", "corrupt"}, ...]}. Files are named relative to the directory.
+/// "format", "preserved", "corrupt", "files": [{"name", "size", "crc32"}, ...]}, ...]}.
+/// Checkpoints are named relative to the directory; "files" (absent in indexes written before
+/// digests, which still load) as CheckpointInfo::files says.
 struct ManagerIndex {
   static constexpr std::string_view file_name = "checkpoints.json";
   static constexpr std::uint64_t max_bytes = std::uint64_t{64} << 20;
@@ -201,6 +238,7 @@ struct ManagerIndex {
         e.format = j.at("format").get<std::string>();
         e.preserved = j.value("preserved", false);
         e.corrupt = j.value("corrupt", false);
+        if (const auto f = j.find("files"); f != j.end()) e.files = detail::digests_from_json(*f, file);
         ix.entries.push_back(std::move(e));
       }
     } catch (const nlohmann::json::exception& x) {
@@ -218,8 +256,13 @@ struct ManagerIndex {
     for (const auto& e : entries) {
       Value m = Value::object();
       for (const auto& [k, v] : e.metrics) m[k] = std::isfinite(v) ? Value(v) : Value(nullptr);
-      list.push_back(Value{{"step", e.step}, {"file", e.path.filename().string()}, {"time", detail::to_seconds(e.time)},
-                           {"metrics", std::move(m)}, {"format", e.format}, {"preserved", e.preserved}, {"corrupt", e.corrupt}});
+      Value j{{"step", e.step}, {"file", e.path.filename().string()}, {"time", detail::to_seconds(e.time)},
+              {"metrics", std::move(m)}, {"format", e.format}, {"preserved", e.preserved}, {"corrupt", e.corrupt}};
+      if (e.files) {
+        j["files"] = Value::array();
+        for (const auto& d : *e.files) j["files"].push_back(Value{{"name", d.name}, {"size", d.size}, {"crc32", d.crc32}});
+      }
+      list.push_back(std::move(j));
     }
     const Value doc{{"format", "ckpt-manager-index"}, {"version", 1}, {"last_preserved_time", detail::to_seconds(last_preserved)},
                     {"checkpoints", std::move(list)}};
@@ -231,6 +274,91 @@ struct ManagerIndex {
 };
 
 namespace detail {
+/// Damage in a checkpoint's bytes (a corrupt one is marked so and skipped from then on), as
+/// opposed to an OS error (a transient one may pass) or a format this build cannot read.
+inline bool is_content_error(const std::exception& x) {
+  if (auto* io = dynamic_cast<const io_error*>(&x)) return io->code() == 0;  // 0: short file, not errno
+  if (dynamic_cast<const unsupported_error*>(&x)) return false;             // a newer writer, not damage
+  return dynamic_cast<const error*>(&x) != nullptr;
+}
+
+/// CRC-32 of the first `size` bytes of `f`, read in pieces by two threads (see Lane::split).
+inline std::uint32_t crc_of_file(const io::File& f, std::uint64_t size) {
+  Lane lane;  // its thread starts only for a file large enough to split
+  const auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(size, Lane::piece_bytes));
+  std::vector<std::byte> buf(2 * piece);
+  return lane.split(size, [&](int side, std::uint64_t at, std::size_t n) {
+    const std::span<std::byte> part(buf.data() + static_cast<std::size_t>(side) * piece, n);
+    f.pread_all(part, at);
+    return std::span<const std::byte>(part);
+  });
+}
+
+/// The regular files of the checkpoint at `path`, by digest name ("." for a single file).
+inline std::vector<std::pair<std::string, std::filesystem::path>> checkpoint_files(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (!fs::exists(st)) throw io_error("the backend's save left no checkpoint", path.string(), ec ? ec.value() : ENOENT);
+  if (!fs::is_directory(st)) return {{".", path}};
+  std::vector<std::pair<std::string, fs::path>> out;
+  for (const auto& d : fs::recursive_directory_iterator(path))
+    if (d.is_regular_file()) out.emplace_back(d.path().lexically_relative(path).generic_string(), d.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+/// The digests of every file of the checkpoint a save just put at `path`: those `written`
+/// recorded as the bytes went out (io::DigestRecorder) when the size on disk agrees; any other
+/// file (a backend that writes other than through io::File) is read back once.
+inline std::vector<io::FileDigest> digest_checkpoint(const std::filesystem::path& path, const std::map<std::string, io::FileDigest>& written) {
+  std::vector<io::FileDigest> out;
+  for (const auto& [name, p] : checkpoint_files(path)) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(p, ec);
+    if (const auto w = written.find(name); !ec && w != written.end() && w->second.size == size) {
+      out.push_back(w->second);
+      continue;
+    }
+    const io::File f = io::File::open_read(p);
+    const auto n = f.size();
+    out.push_back({name, n, crc_of_file(f, n)});
+  }
+  return out;
+}
+
+/// Check every file of checkpoint `e` against the digests recorded at its commit (there must
+/// be some): corrupt_error naming the file when one is missing, has another size or another
+/// CRC-32; io_error (with errno: not damage) when one cannot be read.
+inline void check_digests(const CheckpointInfo& e) {
+  for (const auto& d : *e.files) {
+    const auto p = d.name == "." ? e.path : e.path / d.name;
+    const std::string file = p.string();
+    std::error_code ec;
+    if (!std::filesystem::exists(p, ec) && !ec)
+      throw corrupt_error("a file of the checkpoint is missing", file, "", "the file committed (" + std::to_string(d.size) + " bytes)", "no file");
+    const io::File f = io::File::open_read(p);
+    const auto size = f.size();
+    if (size != d.size)
+      throw corrupt_error("file size differs from the one committed (truncated or overwritten)", file, "", std::to_string(d.size) + " bytes", std::to_string(size) + " bytes");
+    if (const auto crc = crc_of_file(f, size); crc != d.crc32)
+      throw corrupt_error("checksum mismatch: the file differs from the one committed", file, "", "crc32 " + crc_hex(d.crc32), "crc32 " + crc_hex(crc));
+  }
+}
+
+/// Load checkpoint `e` with `b` for a restore. `verify`: its files are checked against their
+/// digests first, and the format then checks its own checksums only where none were recorded
+/// (or `lo` asks for it): the bytes were just read and found to be those committed.
+inline StateDict load_for_restore(const Backend& b, const CheckpointInfo& e, LoadOptions lo, bool verify) {
+  if (verify && e.files) {
+    check_digests(e);
+    lo.verify = lo.verify.value_or(false);
+  } else if (verify) {
+    lo.verify = true;
+  }
+  return b.load(e.path, lo);
+}
+
 /// The step of a checkpoint named `<prefix>-<step><ext>` (canonical decimal), else nullopt.
 inline std::optional<std::int64_t> checkpoint_step(const std::string& name, const std::string& prefix, const std::string& ext) {
   const std::string head = prefix + "-";

@@ -4,7 +4,7 @@
     torch_cross_resume.py TRAIN_LINEAR CROSS_TOOL WORKDIR
 
 1. train_linear trains N epochs in C++ alone (.pt checkpoints): the reference losses.
-2. train_linear trains K epochs and stops; torch.load's its epoch-K .pt into torch.nn.Linear and
+2. train_linear trains K epochs and stops; torch.load's its end-of-epoch-K .pt into torch.nn.Linear and
    torch.optim.Adam (load_state_dict on both) — checked bit for bit against the state the C++
    trainer restores from the same file (CROSS_TOOL state).
 3. One Adam step from that identical state, in torch and in C++ (CROSS_TOOL step): equal within
@@ -87,7 +87,7 @@ def main():
     assert sorted(ref) == list(range(1, N + 1)), ref
 
     out, first = train(chain, "--stop-after", str(K))
-    start = os.path.join(chain, f"epoch-{K}.pt")
+    start = re.search(rf"^epoch {K} loss \S+ saved (\S+)$", out, re.M).group(1)  # step-<optimizer steps>.pt
     ck, lin, opt = torch_state(start)
     run(TOOL, "state", start, str(SEED), os.path.join(WORK, "cpp-state.pt"))
     check_equal(lin, opt, os.path.join(WORK, "cpp-state.pt"), "after torch.load")
@@ -143,14 +143,17 @@ def main():
         ck["order"] = last.clone() if isinstance(ck["order"], torch.Tensor) else last.tolist()
     if "next_batch" in ck:
         ck["next_batch"] = 0
-    handoff = os.path.join(chain, f"epoch-{K + M}.pt")
+    if "running_loss" in ck:
+        ck["running_loss"] = 0.0
+    steps = (K + M) * ((len(plan["orders"][0]) + batch - 1) // batch)  # train_linear numbers checkpoints by optimizer step
+    handoff = os.path.join(chain, f"step-{steps}.pt")
     torch.save(ck, handoff)
     run(TOOL, "state", handoff, str(SEED), os.path.join(WORK, "cpp-state-2.pt"))
     check_equal(lin, opt, os.path.join(WORK, "cpp-state-2.pt"), "after torch.save")
     print(f"epoch {K + M}: the C++ trainer restored torch's checkpoint bit for bit")
 
     out, last = train(chain)
-    assert f"resumed from {handoff} at epoch {K + M}" in out, out
+    assert f"resumed from {handoff} at step {steps} (epoch {K + M}, batch 0)" in out, out
     chain_losses = {**first, **losses, **last}
     assert sorted(chain_losses) == list(range(1, N + 1)), chain_losses
     print("epoch  C++ only        C++ -> torch -> C++")

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "rawdir.hpp"  // examples/: a backend this tool does not know
 #include "tool_fixtures.hpp"
 #include "tool_runner.hpp"
 
@@ -328,4 +329,67 @@ TEST_CASE("ls and verify on a CheckpointManager directory") {
   const auto missing = run({"verify", "--json", run_dir.string()});
   CHECK(missing.rc == 1);
   CHECK(missing.json().at("checkpoints")[2].at("ok") == false);
+}
+
+TEST_CASE("verify on a CheckpointManager directory checks every file against the digest recorded at commit") {
+  ckpt_test::TempDir dir;
+  // JSON has no checksums of its own: one changed base64 character is caught by the digest.
+  const auto run_dir = dir / "json";
+  write_manager_dir(run_dir, 3, "json");
+  const auto good = run({"verify", "--json", run_dir.string()});
+  REQUIRE(good.rc == 0);
+  for (const auto& c : good.json().at("checkpoints")) {
+    CHECK(c.at("digests") == "verified");
+    CHECK(c.at("files") == 1);
+    CHECK(c.at("contents_read") == true);
+  }
+  CHECK(run({"verify", run_dir.string()}).out.find("1 file(s) match the size and CRC-32 recorded at commit") != std::string::npos);
+  const auto second = run_dir / "ckpt-2.json";
+  {
+    auto b = ckpt_test::read_bytes(second);
+    const std::string text(b.begin(), b.end());
+    const auto at = text.find("\"data\": \"") + 12;
+    b[at] = b[at] == 'A' ? 'B' : 'A';
+    ckpt_test::write_bytes(second, b);
+  }
+  const auto bad = run({"verify", "--json", run_dir.string()});
+  REQUIRE(bad.rc == 1);
+  const json bj = bad.json();
+  CHECK(bj.at("first_bad").at("step") == 2);
+  CHECK(bj.at("first_bad").at("reason").get<std::string>().find("checksum mismatch") != std::string::npos);
+  CHECK(bj.at("checkpoints")[1].at("digests") == "mismatch");
+  CHECK(bj.at("checkpoints")[0].at("ok") == true);
+  CHECK(bj.at("checkpoints")[2].at("ok") == true);
+  CHECK(bad.err_lines().size() == 1);
+  CHECK(bad.err.find(second.string()) != std::string::npos);
+
+  // A user's directory backend: the tool cannot read it, but checks its files by their digests.
+  const auto raw_dir = dir / "rawdir";
+  write_manager_dir(raw_dir, 2, ckpt::Backend::of<rawdir::format>());
+  const auto rg = run({"verify", "--json", raw_dir.string()});
+  REQUIRE(rg.rc == 0);
+  for (const auto& c : rg.json().at("checkpoints")) {
+    CHECK(c.at("digests") == "verified");
+    CHECK(c.at("contents_read") == false);
+    CHECK(c.at("format") == "rawdir");
+    CHECK(c.at("files") == 2);  // t0.bin, index.json
+  }
+  CHECK(run({"verify", raw_dir.string()}).out.find("format 'rawdir' is not built into this tool") != std::string::npos);
+  std::filesystem::remove(raw_dir / "ckpt-1.rawdir" / "t0.bin");
+  const auto rb = run({"verify", "--json", raw_dir.string()});
+  REQUIRE(rb.rc == 1);
+  CHECK(rb.json().at("first_bad").at("step") == 1);
+  CHECK(rb.json().at("first_bad").at("reason").get<std::string>().find("missing") != std::string::npos);
+  CHECK(rb.err.find("t0.bin") != std::string::npos);
+
+  // An index written before digests: what the format can check is checked, and the tool says so.
+  const auto ip = run_dir / std::string(ckpt::ManagerIndex::file_name);
+  auto doc = json::parse(std::string(ckpt_test::read_bytes(ip).data(), ckpt_test::read_bytes(ip).size()));
+  for (auto& c : doc.at("checkpoints")) c.erase("files");
+  const std::string text = doc.dump(1);
+  ckpt_test::write_bytes(ip, std::vector<char>(text.begin(), text.end()));
+  const auto old = run({"verify", "--json", run_dir.string()});
+  CHECK(old.rc == 0);  // the changed JSON byte goes unnoticed: JSON has no checksums
+  for (const auto& c : old.json().at("checkpoints")) CHECK(c.at("digests") == "none recorded");
+  CHECK(run({"verify", run_dir.string()}).out.find("no digests recorded") != std::string::npos);
 }

@@ -103,8 +103,8 @@ ckpt::StateDict write_fixture(const fs::path& p, std::uint64_t seed = 1) {
   return root;
 }
 
-/// A CheckpointManager directory with steps 1..n (metrics loss = 1/step).
-inline void write_manager_dir(const fs::path& dir, int n) {
+/// A CheckpointManager directory with steps 1..n (metrics loss = 1/step) in `format`.
+inline void write_manager_dir(const fs::path& dir, int n, ckpt::Backend format = {}) {
   struct Net {
     std::vector<float> w = std::vector<float>(32, 0.0f);
     std::int64_t seen = 0;
@@ -124,6 +124,7 @@ inline void write_manager_dir(const fs::path& dir, int n) {
   ckpt::ManagerOptions mo;
   mo.max_to_keep = std::nullopt;
   mo.save_options.fsync = false;
+  mo.format = std::move(format);
   ckpt::CheckpointManager mgr(dir, ck, mo);
   for (int s = 1; s <= n; ++s) {
     for (auto& x : net.w) x += 0.5f;

@@ -156,3 +156,26 @@ TEST_CASE("a restored trainer continues exactly like the original", "[train]") {
   CHECK(b.digest() == a.digest());
   CHECK(b.loss == a.loss);
 }
+
+TEST_CASE("a trainer saved inside an epoch continues exactly like the original, its epoch loss included", "[train]") {
+  ckpt_test::TempDir dir;
+  const Dataset d = Dataset::synthetic(5, 512, 4, 1);  // 8 batches an epoch
+  Trainer a(d, 5);
+  a.train_epoch(d);
+  CHECK_FALSE(a.train_until(d, 11));  // 3 batches into the second epoch
+  CHECK(a.global_step(d) == 11);
+  CHECK(a.next_batch == 3);
+  CHECK(a.running_loss > 0);
+  ckpt::save(dir / "mid.ckpt", a);
+  Trainer b(d, 5);
+  ckpt::load_into(dir / "mid.ckpt", b);
+  CHECK(b.digest() == a.digest());
+  Trainer whole(d, 5);  // never stopped
+  whole.train_epoch(d);
+  whole.train_epoch(d);
+  CHECK(b.train_epoch(d) == whole.loss);  // the mean over all 8 batches, 3 of them before the save
+  CHECK(a.train_epoch(d) == whole.loss);
+  CHECK(b.digest() == whole.digest());
+  CHECK(b.epoch == 2);
+  CHECK(b.running_loss == 0);
+}

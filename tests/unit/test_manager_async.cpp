@@ -208,6 +208,51 @@ TEST_CASE("async: a background error is rethrown by wait_until_finished or the n
   CHECK(dir.list() == std::vector<std::string>{"checkpoints.json", "checkpoints.lock", "ckpt-3.ckpt"});
 }
 
+TEST_CASE("async: background saves record the digests of the bytes written; a changed byte falls back", "[manager][async][digest]") {
+  for (const Backend& format : {Backend("json"), Backend::of<rawdir::format>()}) {
+    INFO(format.name);
+    ckpt_test::TempDir dir;
+    Big state;
+    Checkpoint ck{{"big", state}};
+    auto o = mt::fast();
+    o.format = format;
+    o.async = true;
+    o.max_to_keep = std::nullopt;
+    {
+      CheckpointManager mgr(dir.path(), ck, o);
+      for (int s = 1; s <= 3; ++s) {
+        set_all(state, static_cast<float>(s));
+        mgr.save(s);
+        set_all(state, -1);  // the staged copy is written and digested, not this
+      }
+      mgr.wait_until_finished();
+      for (const auto& c : mgr.checkpoints()) {
+        REQUIRE(c.files);
+        for (const auto& d : *c.files) {
+          const auto bytes = io::read_file(d.name == "." ? c.path : c.path / d.name);
+          CHECK(d.size == bytes.size());
+          CHECK(d.crc32 == detail::crc32(bytes));
+        }
+      }
+    }
+    // Change one byte of step 3's tensor data (its first float, 3.0f, or that float's base64).
+    const auto newest = dir / ("ckpt-3" + format.extension);
+    const auto file = format.directory ? newest / "t0.bin" : newest;
+    auto b = ckpt_test::read_bytes(file);
+    const std::string text(b.begin(), b.end());
+    const auto at = format.directory ? std::size_t{2} : text.find("\"data\": \"") + 12;
+    b[at] = b[at] == 'A' ? 'B' : 'A';
+    ckpt_test::write_bytes(file, b);
+    std::vector<std::int64_t> failed;
+    o.on_verify_failure = [&](const VerifyFailure& f) { failed.push_back(f.step); };
+    CheckpointManager mgr(dir.path(), ck, o);
+    CHECK(mgr.restore_or_initialize() == 2);
+    CHECK(failed == std::vector<std::int64_t>{3});
+    CHECK(state.step == 2);
+    CHECK(state.w.values<float>()[0] == 2.0f);
+  }
+}
+
 TEST_CASE("async: the destructor commits pending saves", "[manager][async]") {
   ckpt_test::TempDir dir;
   Big state;

@@ -19,6 +19,7 @@
 #include <cstring>      // std::memcpy
 #include <filesystem>   // paths
 #include <functional>   // fault hook
+#include <memory>       // digest slot
 #include <optional>     // lazily built writer
 #include <utility>      // std::exchange
 #include <random>       // temp-name suffix
@@ -26,7 +27,10 @@
 #include <string>       // paths
 #include <vector>       // buffers
 
-#include "../error.hpp"  // io_error
+#include "../detail/crc32.hpp"  // digests of files as they are written
+#include "../detail/lane.hpp"   // ... of large writes on a second thread, during write(2)
+#include "../error.hpp"         // io_error
+#include "digest.hpp"           // DigestRecorder
 
 namespace ckpt::io {
 
@@ -71,12 +75,15 @@ class File {
  public:
   File() = default;
   File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  File(File&& o) noexcept : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)) {}
+  File(File&& o) noexcept
+      : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)), digest_(std::move(o.digest_)), lane_(std::move(o.lane_)) {}
   File& operator=(File&& o) noexcept {
     if (this != &o) {
       close_quietly();
       fd_ = std::exchange(o.fd_, -1);
       path_ = std::move(o.path_);
+      digest_ = std::move(o.digest_);
+      lane_ = std::move(o.lane_);
     }
     return *this;
   }
@@ -97,13 +104,16 @@ class File {
     if (S_ISDIR(st.st_mode)) throw io_error("cannot open for reading", p.string(), EISDIR);
     return f;
   }
-  /// Create a new file (fails if it exists) for writing.
+  /// Create a new file (fails if it exists) for writing. Under a DigestRecorder's target,
+  /// write_all accumulates the file's size and CRC-32 for it.
   static File create_exclusive(const fs::path& p, int mode = 0644) {
     int fd;
     do fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     while (fd < 0 && errno == EINTR);
     if (fd < 0) throw io_error("cannot create", p.string(), errno);
-    return File(fd, p.string());
+    File f(fd, p.string());
+    f.digest_ = DigestRecorder::slot_for(p);
+    return f;
   }
 
   int fd() const noexcept { return fd_; }
@@ -116,23 +126,30 @@ class File {
     return static_cast<std::uint64_t>(st.st_size);
   }
 
-  /// Write all bytes at the current position (loops over short writes and EINTR).
+  /// Write all bytes at the current position (loops over short writes and EINTR). A file a
+  /// DigestRecorder wants has their CRC-32 added to its digest: a large write's on a second
+  /// thread while this one is in write(2), so it costs next to nothing.
   void write_all(std::span<const std::byte> data, std::uint64_t offset_for_hook = 0) {
     if (auto& hook = write_fault_hook()) {
       if (int e = hook(path_, offset_for_hook, data.size())) throw io_error("cannot write " + std::to_string(data.size()) + " bytes at offset " + std::to_string(offset_for_hook), path_, e);
     }
-    const std::byte* p = data.data();
-    std::size_t left = data.size();
-    while (left) {
-      const std::size_t chunk = left < (std::size_t{1} << 30) ? left : (std::size_t{1} << 30);
-      const ssize_t n = ::write(fd_, p, chunk);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw io_error("cannot write " + std::to_string(left) + " bytes", path_, errno);
+    if (digest_ && data.size() >= detail::Lane::min_async_bytes) {
+      if (!lane_) lane_ = std::make_unique<detail::Lane>();
+      lane_->start(digest_->crc32, data);  // the caller's bytes stay put until wait()
+      try {
+        write_bytes(data);
+      } catch (...) {
+        (void)lane_->wait();
+        throw;
       }
-      if (n == 0) throw io_error("write returned 0 bytes", path_, ENOSPC);
-      p += n;
-      left -= static_cast<std::size_t>(n);
+      digest_->crc32 = lane_->wait();
+      digest_->size += data.size();
+      return;
+    }
+    write_bytes(data);
+    if (digest_) {
+      digest_->crc32 = detail::crc32_update(digest_->crc32, data);
+      digest_->size += data.size();
     }
   }
   /// Read exactly dst.size() bytes at `offset`; io_error on error, format_error-free: a short
@@ -176,11 +193,29 @@ class File {
   }
 
  private:
+  /// The write(2) loop of write_all.
+  void write_bytes(std::span<const std::byte> data) {
+    const std::byte* p = data.data();
+    std::size_t left = data.size();
+    while (left) {
+      const std::size_t chunk = left < (std::size_t{1} << 30) ? left : (std::size_t{1} << 30);
+      const ssize_t n = ::write(fd_, p, chunk);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw io_error("cannot write " + std::to_string(left) + " bytes", path_, errno);
+      }
+      if (n == 0) throw io_error("write returned 0 bytes", path_, ENOSPC);
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+  }
   void close_quietly() noexcept {
     if (fd_ >= 0) ::close(std::exchange(fd_, -1));
   }
   int fd_ = -1;
   std::string path_;
+  std::shared_ptr<FileDigest> digest_;  // null unless a DigestRecorder wants this file
+  std::unique_ptr<detail::Lane> lane_;   // its large writes' CRC, started on first use
 };
 
 /// fsync a directory so that a rename or create inside it is durable.

@@ -76,3 +76,21 @@ TEST_CASE("the fuzz targets load what they are given: a seed of each format load
   const auto sd = ckpt::load_as<ckpt::torch_format>(ckpt::io::Source::borrowed(file, "pickle"));
   CHECK(sd.at(ckpt::KeyPath{"model", "0.weight"}).tensor().numel() == 6);
 }
+
+TEST_CASE("fuzz finding (pt, legacy file): a float dict key beyond int64 is hashed without an undefined conversion", "[reliability][fuzz]") {
+  // The unpickler merged a float key with an equal int key by casting it to int64 first; for
+  // 2.4e35 that cast is undefined (UBSan: "outside the range of representable values"). This is
+  // pickle.dumps({2.4e35: 1, 1.0: 2, nan: 3, -1e300: 4}, protocol=2); the crash input itself is
+  // regressions/pt/crash-legacy-float-dict-key-beyond-int64.pt. The unpickler keeps the four
+  // keys apart; as a checkpoint tree, float keys are refused (unsupported_error).
+  const char* hex = "80027d7100284747471c74f0225d034b01473ff00000000000004b02477ff80000000000004b0347fe37e43c8800759c4b04752e";
+  std::vector<std::byte> pkl;
+  for (const char* h = hex; h[0] && h[1]; h += 2) pkl.push_back(static_cast<std::byte>(std::stoi(std::string(h, 2), nullptr, 16)));
+  ckpt::detail::pickle::Hooks hooks;
+  ckpt::detail::pickle::Unpickler u(pkl, "keys.pkl", hooks);
+  const auto* d = u.load();
+  REQUIRE(d->is(ckpt::detail::pickle::Object::Type::dict));
+  CHECK(d->dict_size() == 4);
+  const auto file = ckpt_fuzz::torch_zip_around(pkl);
+  CHECK_THROWS_AS(ckpt::load_as<ckpt::torch_format>(ckpt::io::Source::borrowed(file, "keys.pt")), ckpt::unsupported_error);
+}

@@ -9,6 +9,7 @@
 #include <cstring>     // std::memcpy
 #include <filesystem>  // paths
 #include <memory>      // shared ownership
+#include <new>         // aligned allocation
 #include <span>        // byte spans
 #include <string>      // names
 #include <vector>      // owned bytes
@@ -60,10 +61,21 @@ class Source {
     }
     if (!dst.empty()) std::memcpy(dst.data(), bytes_.data() + offset, dst.size());
   }
-  /// The whole source as a Mapping that tensors can share: the file mapped, or the bytes in memory.
+  /// Alignment of the bytes map() gives: what file offsets promise tensors (a mapping starts on
+  /// a page).
+  static constexpr std::size_t map_alignment = 64;
+
+  /// The whole source as a Mapping that tensors can share: the file mapped, or the bytes in
+  /// memory — copied once into an aligned buffer when they do not start at a multiple of
+  /// map_alignment, so that a tensor at an aligned offset is aligned in memory too.
   std::shared_ptr<const Mapping> map() const {
     if (file_) return std::make_shared<const Mapping>(*file_);
-    return std::make_shared<const Mapping>(bytes_, owner_, name_);
+    if (reinterpret_cast<std::uintptr_t>(bytes_.data()) % map_alignment == 0 || bytes_.empty())
+      return std::make_shared<const Mapping>(bytes_, owner_, name_);
+    std::shared_ptr<std::byte> copy(static_cast<std::byte*>(::operator new(bytes_.size(), std::align_val_t{map_alignment})),
+                                    [](std::byte* p) { ::operator delete(p, std::align_val_t{map_alignment}); });
+    std::memcpy(copy.get(), bytes_.data(), bytes_.size());
+    return std::make_shared<const Mapping>(std::span<const std::byte>(copy.get(), bytes_.size()), copy, name_);
   }
 
  private:

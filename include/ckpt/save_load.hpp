@@ -4,11 +4,14 @@
 #pragma once
 
 #include <filesystem>  // paths
+#include <new>         // std::bad_alloc
 #include <string>      // messages
 
 #include "archive/detect.hpp"      // built-in formats, sniffing
 #include "concepts.hpp"            // Checkpointable, archive concepts
+#include "detail/limits.hpp"       // out_of_memory
 #include "detail/skeleton.hpp"     // build_from_skeleton
+#include "io/source.hpp"           // Source: a file or bytes in memory
 #include "state_dict.hpp"          // StateDict
 
 namespace ckpt {
@@ -63,11 +66,28 @@ void save_as(const std::filesystem::path& path, const T& x, const SaveOptions& o
   save_as<F>(path, to_state_dict(x), opts);
 }
 
-/// Load with an explicit format tag.
+/// Load with an explicit format tag. Running out of memory is an io_error (ENOMEM) naming the
+/// file, never a std::bad_alloc (each built-in reader says which entry; this catches the rest).
 template <ArchiveFormat F>
 StateDict load_as(const std::filesystem::path& path, const LoadOptions& opts = {}) {
-  typename archive_traits<F>::input_archive ar(path, opts);
-  return read_state_dict(ar, path.string());
+  try {
+    typename archive_traits<F>::input_archive ar(path, opts);
+    return read_state_dict(ar, path.string());
+  } catch (const std::bad_alloc&) {
+    throw detail::out_of_memory(path.string());
+  }
+}
+/// Load bytes in memory (or a file) with an explicit format tag, for formats whose reader takes
+/// an io::Source (every built-in single-file format does).
+template <ArchiveFormat F>
+  requires std::constructible_from<typename archive_traits<F>::input_archive, io::Source, const LoadOptions&>
+StateDict load_as(const io::Source& src, const LoadOptions& opts = {}) {
+  try {
+    typename archive_traits<F>::input_archive ar(src, opts);
+    return read_state_dict(ar, src.path());
+  } catch (const std::bad_alloc&) {
+    throw detail::out_of_memory(src.path());
+  }
 }
 
 /// Save a StateDict atomically: a new file appears under `path` only once it is complete and
@@ -86,6 +106,14 @@ void save(const std::filesystem::path& path, const T& x, const SaveOptions& opts
 /// Load a checkpoint of any built-in format (sniffed from its bytes) as a StateDict.
 inline StateDict load(const std::filesystem::path& path, const LoadOptions& opts = {}) {
   return visit_format(sniff_format(path), [&]<class F>(F) { return load_as<F>(path, opts); });
+}
+/// Load a checkpoint held in memory (io::Source::memory / borrowed), of any built-in single-file
+/// format, sniffed from its bytes: ckpt::load(io::Source::borrowed(bytes, "upload.pt")).
+inline StateDict load(const io::Source& src, const LoadOptions& opts = {}) {
+  return visit_format(sniff_format(src), [&]<class F>(F) -> StateDict {
+    if constexpr (std::constructible_from<typename archive_traits<F>::input_archive, io::Source, const LoadOptions&>) return load_as<F>(src, opts);
+    else throw unsupported_error("a " + std::string(archive_traits<F>::name) + " checkpoint is a directory, not bytes", src.path());
+  });
 }
 
 /// Load a checkpoint into `obj`. Strict (default): missing or unexpected keys raise key_error
@@ -107,7 +135,7 @@ LoadReport load_into(const std::filesystem::path& path, T& obj, const LoadOption
 
 /// Check a checkpoint's structure and every checksum; throws corrupt_error naming the first
 /// bad tensor, format_error for structural damage. Reads the file once, in bounded memory.
-inline void verify(const std::filesystem::path& path) {
+inline void verify(const std::filesystem::path& path) try {
   visit_format(sniff_format(path), [&]<class F>(F) {
     LoadOptions o;
     o.verify = true;
@@ -120,6 +148,8 @@ inline void verify(const std::filesystem::path& path) {
     if (!sk.is_null())  // structure: the tree must be valid; tensors are not read again
       detail::build_from_skeleton(sk, [](std::size_t, const KeyPath&) { return Tensor{}; }, ar.entries().size(), path.string());
   });
+} catch (const std::bad_alloc&) {
+  throw detail::out_of_memory(path.string());
 }
 
 }  // namespace ckpt

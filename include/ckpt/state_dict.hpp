@@ -119,6 +119,8 @@ inline std::optional<Container> container_from_name(std::string_view s) {
 /// Options for every load.
 struct LoadOptions {
   /// Missing or unexpected keys raise key_error (listing all of them); false returns a report.
+  /// Readers too: a member of a file's own JSON (a native footer, a .json checkpoint, a
+  /// safetensors tensor's info, an index) that they do not know is a format_error; false skips it.
   bool strict = true;
   /// A dtype/shape mismatch is skipped and reported instead of raising mismatch_error.
   bool skip_mismatched = false;

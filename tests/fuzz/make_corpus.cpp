@@ -1,10 +1,22 @@
 // Writes the fuzzers' seed corpora with our own writers: a few small checkpoints per format
-// (every dtype, 0-d and empty tensors, nested trees, both native codecs). Run once by hand:
+// (every dtype, 0-d and empty tensors, nested trees, both native codecs); for the zip fuzzer the
+// .npz and .pt seeds and a zip64 archive, for the pickle fuzzer each .pt seed's data.pkl. Run
+// once by hand:
 //   make_corpus tests/fuzz/corpus
+//   /usr/bin/python3 tests/fuzz/pickle_seeds.py tests/fuzz/corpus   # pickles and .pt by Python
 // and commit the output; ctest's fuzz runs start from it.
 #include <ckpt/ckpt.hpp>
+#include <ckpt/io/memory.hpp>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+
+namespace {
+void write(const std::filesystem::path& p, std::span<const std::byte> b) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -50,4 +62,30 @@ int main(int argc, char** argv) {
     std::cout << "wrote " << dir.string() << "\n";
     }
   });
+  // zip: our archives as they are, and one with zip64 records, deflated and aligned members.
+  namespace fs = std::filesystem;
+  fs::create_directories(out / "zip");
+  fs::create_directories(out / "pickle");
+  for (const char* fmt : {"npz", "pt"})
+    for (const auto& e : fs::directory_iterator(out / fmt))
+      if (e.path().filename().string().starts_with("seed")) fs::copy_file(e.path(), out / "zip" / e.path().filename(), fs::copy_options::overwrite_existing);
+  {
+    ckpt::io::MemoryWriter mw;
+    ckpt::detail::zip::Writer z(mw);
+    z.force_zip64();
+    const std::string text = "hello, hello, hello, hello";
+    z.add("a/stored", std::as_bytes(std::span(text)));
+    z.add("a/deflated", std::as_bytes(std::span(text)), true);
+    z.add("a/aligned", std::as_bytes(std::span(text)), false, 64);
+    z.finish();
+    write(out / "zip" / "seed-zip64.zip", mw.bytes());
+  }
+  // pickle: the data.pkl of each .pt seed.
+  for (const auto& e : fs::directory_iterator(out / "pt")) {
+    if (!e.path().filename().string().starts_with("seed")) continue;
+    ckpt::detail::zip::Reader r(e.path());
+    for (const auto& m : r.entries())
+      if (m.name.ends_with("/data.pkl")) write(out / "pickle" / (e.path().stem().string() + ".pkl"), r.read(m));
+  }
+  std::cout << "wrote " << (out / "zip").string() << " and " << (out / "pickle").string() << "\n";
 }

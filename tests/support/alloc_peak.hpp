@@ -1,7 +1,9 @@
 // Replaces the global operator new of the test executable that includes this header (include
 // it from exactly one source file per executable) to record the largest single allocation, so
 // resource-limit tests can assert that a hostile header did not make a reader allocate what it
-// claims. Allocations go to malloc as usual, so the sanitizers still see every one.
+// claims. Allocations go to malloc as usual, so the sanitizers still see every one. A limit
+// (AllocationLimit) makes larger allocations fail with std::bad_alloc, as they would under
+// `ulimit -v`, without limiting the process (which the sanitizers' shadow memory forbids).
 #pragma once
 
 #include <atomic>
@@ -14,6 +16,20 @@ inline std::atomic<std::size_t>& largest_allocation() {
   static std::atomic<std::size_t> v{0};
   return v;
 }
+/// Allocations above this many bytes throw std::bad_alloc (the nothrow forms return null).
+inline std::atomic<std::size_t>& allocation_limit() {
+  static std::atomic<std::size_t> v{~std::size_t{0}};
+  return v;
+}
+/// Sets allocation_limit() for its lifetime.
+class AllocationLimit {
+ public:
+  explicit AllocationLimit(std::size_t n) { allocation_limit() = n; }
+  ~AllocationLimit() { allocation_limit() = ~std::size_t{0}; }
+  AllocationLimit(const AllocationLimit&) = delete;
+  AllocationLimit& operator=(const AllocationLimit&) = delete;
+};
+inline bool allocation_allowed(std::size_t n) { return n <= allocation_limit().load(std::memory_order_relaxed); }
 inline void note_allocation(std::size_t n) {
   auto& v = largest_allocation();
   for (std::size_t cur = v.load(std::memory_order_relaxed); n > cur && !v.compare_exchange_weak(cur, n, std::memory_order_relaxed);) {
@@ -23,11 +39,13 @@ inline void note_allocation(std::size_t n) {
 
 void* operator new(std::size_t n) {
   ckpt_test::note_allocation(n);
+  if (!ckpt_test::allocation_allowed(n)) throw std::bad_alloc();
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
 void* operator new(std::size_t n, std::align_val_t a) {
   ckpt_test::note_allocation(n);
+  if (!ckpt_test::allocation_allowed(n)) throw std::bad_alloc();
   const auto al = static_cast<std::size_t>(a);
   if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
   throw std::bad_alloc();
@@ -36,10 +54,12 @@ void* operator new(std::size_t n, std::align_val_t a) {
 // or the sanitizers report mismatched allocation and deallocation functions.
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
   ckpt_test::note_allocation(n);
+  if (!ckpt_test::allocation_allowed(n)) return nullptr;
   return std::malloc(n ? n : 1);
 }
 void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
   ckpt_test::note_allocation(n);
+  if (!ckpt_test::allocation_allowed(n)) return nullptr;
   const auto al = static_cast<std::size_t>(a);
   return std::aligned_alloc(al, (n + al - 1) / al * al);
 }

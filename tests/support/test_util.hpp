@@ -90,16 +90,14 @@ inline void write_bytes(const fs::path& p, const std::vector<char>& b) {
   f.write(b.data(), static_cast<std::streamsize>(b.size()));
 }
 
-/// Replace a .ckpt file's footer by `edit` of it, with a matching trailer (length, CRC-32):
-/// for hostile tables that get past the checksum.
-inline void rewrite_native_footer(const fs::path& p, const std::function<void(ckpt::Value&)>& edit) {
+/// Replace a .ckpt file's footer text by `edit` of it, with a matching trailer (length,
+/// CRC-32): for hostile footers that get past the checksum.
+inline void rewrite_native_footer_text(const fs::path& p, const std::function<std::string(const std::string&)>& edit) {
   auto b = read_bytes(p);
   std::uint64_t off, len;
   std::memcpy(&off, b.data() + b.size() - 32, 8);
   std::memcpy(&len, b.data() + b.size() - 24, 8);
-  ckpt::Value footer = ckpt::Value::parse(std::string(b.data() + off, len));
-  edit(footer);
-  const std::string text = footer.dump();
+  const std::string text = edit(std::string(b.data() + off, len));
   std::vector<char> out(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(off));
   out.insert(out.end(), text.begin(), text.end());
   std::array<char, 32> tr{};
@@ -111,6 +109,14 @@ inline void rewrite_native_footer(const fs::path& p, const std::function<void(ck
   std::memcpy(tr.data() + 20, b.data() + b.size() - 12, 12);
   out.insert(out.end(), tr.begin(), tr.end());
   write_bytes(p, out);
+}
+/// The same with `edit` of the parsed footer: for hostile tables that get past the checksum.
+inline void rewrite_native_footer(const fs::path& p, const std::function<void(ckpt::Value&)>& edit) {
+  rewrite_native_footer_text(p, [&](const std::string& text) {
+    ckpt::Value footer = ckpt::Value::parse(text);
+    edit(footer);
+    return footer.dump();
+  });
 }
 
 /// Pages of `p` in the page cache (mincore over a read-only mapping; it reads nothing in).

@@ -9,8 +9,8 @@
 #include <string>      // names
 #include <tuple>       // format list
 
-#include "../concepts.hpp"  // ArchiveFormat
-#include "../io/file.hpp"   // File
+#include "../concepts.hpp"     // ArchiveFormat
+#include "../io/source.hpp"    // Source
 #include "json.hpp"         // json_format
 #include "native.hpp"       // native_format
 #include "npy.hpp"          // npy_format, npz_format
@@ -53,19 +53,20 @@ inline std::string format_for_save(const std::filesystem::path& path, const Save
   return found.empty() ? std::string(archive_traits<native_format>::name) : found;
 }
 
-/// Name of the format of the file at `path`, sniffed from its first bytes; format_error if none.
-inline std::string sniff_format(const std::filesystem::path& path) {
-  io::File f = io::File::open_read(path);
+/// Name of the format of the bytes in `src`, sniffed from the first ones; format_error if none.
+inline std::string sniff_format(const io::Source& src) {
   std::array<std::byte, 256> head{};
-  const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(head.size(), f.size()));
-  f.pread_all({head.data(), n}, 0);
+  const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(head.size(), src.size()));
+  src.pread_all({head.data(), n}, 0);
   std::string found;
   detail::for_each_format([&]<class F>(F) {
     if (found.empty() && archive_traits<F>::sniff({head.data(), n})) found = archive_traits<F>::name;
   });
-  if (found.empty()) throw format_error("unknown file format (known: " + detail::known_formats() + ")", path.string(), 0);
+  if (found.empty()) throw format_error("unknown file format (known: " + detail::known_formats() + ")", src.path(), 0);
   return found;
 }
+/// Name of the format of the file at `path`, sniffed from its first bytes; format_error if none.
+inline std::string sniff_format(const std::filesystem::path& path) { return sniff_format(io::Source::file(path)); }
 
 /// Call f(tag) with the built-in format tag called `name`; format_error when there is none.
 template <class F>

@@ -13,8 +13,10 @@
 
 #include "../concepts.hpp"         // archive concepts
 #include "../detail/base64.hpp"    // tensor data
+#include "../detail/limits.hpp"    // allocations sized by the file
 #include "../detail/skeleton.hpp"  // tree skeleton
-#include "../io/file.hpp"          // AtomicFile, read_file
+#include "../io/file.hpp"          // AtomicFile
+#include "../io/source.hpp"        // Source: the file, or bytes in memory
 
 namespace ckpt {
 
@@ -24,6 +26,18 @@ struct json_format {};
 namespace jsonfmt {
 /// Largest .json checkpoint the reader accepts.
 inline constexpr std::uint64_t max_file_bytes = std::uint64_t{4} << 30;
+
+/// The members a document may have, for strict reads (LoadOptions::strict): the top level,
+/// each tensor entry, and the tree's nodes.
+inline const detail::JsonShape& document_shape() {
+  using M = detail::JsonShape::Member;
+  static const M entry_members[] = {{"key"}, {"dtype"}, {"shape"}, {"data"}};
+  static const detail::JsonShape entry{entry_members};
+  static const detail::JsonShape table{{}, nullptr, &entry};
+  static const M members[] = {{"format"}, {"version"}, {"tensors", &table}, {"tree", &detail::skeleton_shape()}};
+  static const detail::JsonShape doc{members};
+  return doc;
+}
 
 class OutputArchive {
  public:
@@ -50,20 +64,24 @@ class OutputArchive {
   Value table_ = Value::array();
 };
 
+/// Reads a .json checkpoint (or one in memory) whole. With LoadOptions::strict (the default) a
+/// member this version does not know is an error; without, it is skipped.
 class InputArchive {
  public:
-  InputArchive(const std::filesystem::path& path, const LoadOptions& = {}) : path_(path.string()) {
-    io::File f = io::File::open_read(path);
-    const auto size = f.size();
+  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
+  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()) {
+    const auto size = src.size();
     if (size > max_file_bytes) throw format_error("JSON checkpoint larger than " + std::to_string(max_file_bytes) + " bytes", path_, 0);
     std::string text(static_cast<std::size_t>(size), '\0');
-    f.pread_all(std::as_writable_bytes(std::span(text)), 0);
-    Value doc = detail::parse_json_limited(text, path_);
+    src.pread_all(std::as_writable_bytes(std::span(text)), 0);
+    Value doc = detail::parse_json_checked(text, "cannot parse JSON", path_, 0, {.shape = &document_shape(), .strict = opts.strict});
     if (!doc.is_object() || detail::string_member(doc, "format") != "ckpt-json") throw format_error("not a ckpt JSON checkpoint (no \"format\": \"ckpt-json\")", path_, 0);
     auto t = doc.find("tensors");
     if (t == doc.end() || !t->is_array()) throw format_error("missing \"tensors\" array", path_, 0);
     for (auto& j : *t) parse_entry(j);
     if (auto tr = doc.find("tree"); tr != doc.end()) skeleton_ = std::move(*tr);
+  } catch (const std::bad_alloc&) {
+    throw detail::out_of_memory(src.path());
   }
   const std::vector<EntryInfo>& entries() const { return entries_; }
   Value skeleton() const { return skeleton_; }
@@ -88,23 +106,25 @@ class InputArchive {
       auto nb = checked_nbytes(e.dtype, e.shape);
       if (!nb || *nb > max_file_bytes) throw format_error("invalid shape", path_, format_error::no_offset, e.path.str(), "non-negative dims", shape_string(e.shape));
       e.nbytes = e.stored_nbytes = *nb;
-      Tensor t(e.dtype, e.shape);
+      // The data is checked against the shape before the tensor is allocated, so that a shape
+      // cannot make the reader allocate more than the data in the file.
       const auto& d = j.at("data");
       if (d.is_string()) {
         auto bytes = detail::base64_decode(d.get_ref<const std::string&>());
         if (!bytes) throw format_error("invalid base64 data", path_, format_error::no_offset, e.path.str());
-        if (bytes->size() != t.nbytes()) throw format_error("data size does not match shape", path_, format_error::no_offset, e.path.str(), std::to_string(t.nbytes()) + " bytes", std::to_string(bytes->size()) + " bytes");
+        if (bytes->size() != e.nbytes) throw format_error("data size does not match shape", path_, format_error::no_offset, e.path.str(), std::to_string(e.nbytes) + " bytes", std::to_string(bytes->size()) + " bytes");
+        Tensor t = detail::new_tensor(e.dtype, e.shape, path_, e.path.str());
         if (t.nbytes()) std::memcpy(t.mutable_data(), bytes->data(), t.nbytes());
+        tensors_.push_back(std::move(t));
       } else {
-        fill_from_list(t, d, e);
+        tensors_.push_back(from_list(d, e));
       }
-      tensors_.push_back(std::move(t));
     } catch (const nlohmann::json::exception& x) {
       throw format_error(std::string("malformed tensor entry: ") + x.what(), path_, format_error::no_offset, e.path.str());
     }
     entries_.push_back(std::move(e));
   }
-  void fill_from_list(Tensor& t, const Value& d, const EntryInfo& e) {
+  Tensor from_list(const Value& d, const EntryInfo& e) {
     std::vector<const Value*> flat;
     auto rec = [&](auto&& self, const Value& v, std::size_t depth) -> void {
       if (depth > 64) throw format_error("data nested too deeply", path_, format_error::no_offset, e.path.str());
@@ -112,7 +132,9 @@ class InputArchive {
       else flat.push_back(&v);
     };
     rec(rec, d, 0);
-    if (static_cast<std::int64_t>(flat.size()) != t.numel()) throw format_error("data length does not match shape", path_, format_error::no_offset, e.path.str(), std::to_string(t.numel()) + " values", std::to_string(flat.size()) + " values");
+    const std::uint64_t numel = e.nbytes / element_size(e.dtype);
+    if (flat.size() != numel) throw format_error("data length does not match shape", path_, format_error::no_offset, e.path.str(), std::to_string(numel) + " values", std::to_string(flat.size()) + " values");
+    Tensor t = detail::new_tensor(e.dtype, e.shape, path_, e.path.str());
     auto put = [&]<class T>(T*) {
       auto out = t.mutable_values<T>();
       for (std::size_t i = 0; i < flat.size(); ++i) {
@@ -136,6 +158,7 @@ class InputArchive {
       case DType::boolean: put(static_cast<bool*>(nullptr)); break;
       default: throw unsupported_error("list data is only accepted for f32/f64/integer/bool tensors; use base64 for " + std::string(name(t.dtype())), path_, e.path.str());
     }
+    return t;
   }
 
   std::string path_;

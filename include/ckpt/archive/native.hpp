@@ -19,9 +19,10 @@
 #include "../detail/crc32.hpp"    // CRC-32 per tensor
 #include "../detail/lane.hpp"     // checksums and copies on a second thread
 #include "../detail/endian.hpp"   // header / trailer fields
+#include "../detail/limits.hpp"   // zlib's maximum ratio, allocations sized by the file
 #include "../detail/skeleton.hpp" // tree skeleton
-#include "../io/file.hpp"         // AtomicFile, File
-#include "../io/mmap.hpp"         // Mapping
+#include "../io/file.hpp"         // AtomicFile
+#include "../io/source.hpp"       // Source: the file, or bytes in memory
 #include "../version.hpp"         // native_format_version
 
 namespace ckpt {
@@ -37,6 +38,18 @@ inline constexpr std::uint64_t trailer_size = 32;
 inline constexpr std::uint64_t alignment = 64;
 /// Largest footer a reader accepts (a hostile file cannot make us allocate more).
 inline constexpr std::uint64_t max_footer_bytes = std::uint64_t{1} << 30;
+
+/// The members a footer may have, for strict reads (LoadOptions::strict): the top level, each
+/// tensor table entry, and the tree's nodes.
+inline const detail::JsonShape& footer_shape() {
+  using M = detail::JsonShape::Member;
+  static const M entry_members[] = {{"key"}, {"dtype"}, {"shape"}, {"offset"}, {"nbytes"}, {"stored_nbytes"}, {"codec"}, {"crc32"}};
+  static const detail::JsonShape entry{entry_members};
+  static const detail::JsonShape table{{}, nullptr, &entry};
+  static const M members[] = {{"format"}, {"version"}, {"library"}, {"alignment"}, {"tensors", &table}, {"tree", &detail::skeleton_shape()}};
+  static const detail::JsonShape footer{members};
+  return footer;
+}
 
 /// Writes a .ckpt file through an AtomicFile: nothing appears under `path` until commit().
 class OutputArchive {
@@ -113,12 +126,14 @@ class OutputArchive {
   detail::Lane lane_;
 };
 
-/// Reads a .ckpt file. The constructor validates the trailer, footer and tensor table; data is
-/// read per entry (eager, into caller memory or an owning tensor) or viewed in a mapping.
+/// Reads a .ckpt file (or one in memory). The constructor validates the trailer, footer and
+/// tensor table; data is read per entry (eager, into caller memory or an owning tensor) or
+/// viewed in a mapping. With LoadOptions::strict (the default) a footer member this version
+/// does not know is an error; without, it is skipped.
 class InputArchive {
  public:
-  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {})
-      : path_(path.string()), opts_(opts), file_(io::File::open_read(path)) {
+  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
+  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), file_(src) {
     size_ = file_.size();
     if (size_ < header_size + trailer_size) throw format_error("file too small for a .ckpt (" + std::to_string(size_) + " bytes)", path_, 0);
     std::array<std::byte, header_size> h{};
@@ -137,11 +152,13 @@ class InputArchive {
     std::string text(static_cast<std::size_t>(flen), '\0');
     file_.pread_all(std::as_writable_bytes(std::span(text)), footer_off_);
     const auto got = detail::crc32(std::as_bytes(std::span(text)));
-    if (got != fcrc) throw corrupt_error("footer checksum mismatch", path_, "", detail::crc_hex(fcrc), detail::crc_hex(got));
-    Value footer = detail::parse_json_limited(text, path_, footer_off_);
+    if (detail::enforce_checksums && got != fcrc) throw corrupt_error("footer checksum mismatch", path_, "", detail::crc_hex(fcrc), detail::crc_hex(got));
+    Value footer = detail::parse_json_checked(text, "invalid footer", path_, footer_off_, {.shape = &footer_shape(), .strict = opts_.strict});
     parse_table(footer);
     if (auto t = footer.find("tree"); t != footer.end()) skeleton_ = std::move(*t);
-    if (opts_.mmap) mapping_ = io::Mapping::open(path);
+    if (opts_.mmap) mapping_ = file_.map();
+  } catch (const std::bad_alloc&) {
+    throw detail::out_of_memory(src.path());
   }
 
   const std::vector<EntryInfo>& entries() const { return entries_; }
@@ -165,7 +182,7 @@ class InputArchive {
       if (opts_.verify_checksums()) check_crc_value(i, lane_.split(dst.size(), fill));
       else lane_.split_fill(dst.size(), fill);
     } else {
-      std::vector<std::byte> packed(static_cast<std::size_t>(e.stored_nbytes));
+      auto packed = detail::new_buffer(e.stored_nbytes, path_, e.path.str());
       file_.pread_all(packed, offsets_[i]);
       check_crc(i, packed);  // always: a corrupt zlib stream must not be decoded blindly
       detail::zlib_decode(packed, e, dst, path_);
@@ -180,7 +197,7 @@ class InputArchive {
         check_crc_value(i, lane_.split(v.nbytes, [&](int, std::uint64_t at, std::size_t n) { return v.bytes().subspan(static_cast<std::size_t>(at), n); }));
       return Tensor::view_of(v, mapping_);
     }
-    Tensor t = Tensor::empty(e.dtype, e.shape);
+    Tensor t = detail::new_tensor(e.dtype, e.shape, path_, e.path.str());
     read_into(i, {t.mutable_data(), t.nbytes()});
     return t;
   }
@@ -202,7 +219,7 @@ class InputArchive {
  private:
   void check_crc(std::size_t i, std::span<const std::byte> stored) const { check_crc_value(i, detail::crc32(stored)); }
   void check_crc_value(std::size_t i, std::uint32_t c) const {
-    if (c != crcs_[i]) throw corrupt_error("checksum mismatch", path_, entries_[i].path.str(), detail::crc_hex(crcs_[i]), detail::crc_hex(c));
+    if (detail::enforce_checksums && c != crcs_[i]) throw corrupt_error("checksum mismatch", path_, entries_[i].path.str(), detail::crc_hex(crcs_[i]), detail::crc_hex(c));
   }
   void parse_table(const Value& footer) {
     auto bad = [&](const std::string& what, const std::string& key = {}) { return format_error("invalid footer: " + what, path_, footer_off_, key); };
@@ -237,6 +254,9 @@ class InputArchive {
         if (e.codec != "raw" && e.codec != "zlib") throw bad("unknown codec '" + e.codec + "'", key);
         auto codec = detail::codec_from_name(e.codec, path_);
         if (codec == detail::Codec::raw && e.stored_nbytes != e.nbytes) throw bad("raw entry with stored size different from its size", key);
+        if (codec == detail::Codec::zlib && !detail::inflatable(e.stored_nbytes, e.nbytes))
+          throw format_error("invalid footer: zlib entry declares more than its stored bytes can decode to (deflate's ratio is at most 1032:1)", path_, footer_off_, key,
+                             "at most " + std::to_string(detail::max_inflated_bytes(e.stored_nbytes)) + " bytes from " + std::to_string(e.stored_nbytes), std::to_string(e.nbytes) + " bytes");
         if (off % alignment || off < header_size || off > footer_off_ || e.stored_nbytes > footer_off_ - off)
           throw format_error("invalid footer: tensor data out of range", path_, footer_off_, key, "64-aligned range inside [64, " + std::to_string(footer_off_) + ")", "offset " + std::to_string(off) + " size " + std::to_string(e.stored_nbytes));
         offsets_.push_back(off);
@@ -260,7 +280,7 @@ class InputArchive {
 
   std::string path_;
   LoadOptions opts_;
-  io::File file_;
+  io::Source file_;
   std::uint64_t size_ = 0, footer_off_ = 0;
   std::vector<EntryInfo> entries_;
   std::vector<std::uint64_t> offsets_;

@@ -22,11 +22,12 @@
 #include "../concepts.hpp"          // archive concepts, EntryInfo
 #include "../detail/codec.hpp"      // codec names (raw / zlib)
 #include "../detail/flat_names.hpp" // tensor names in the stored tree
+#include "../detail/limits.hpp"     // allocations sized by the file
 #include "../detail/npy.hpp"        // .npy headers
 #include "../detail/skeleton.hpp"   // SkeletonBuilder
 #include "../detail/zip.hpp"        // .npz container
-#include "../io/file.hpp"           // AtomicFile, File
-#include "../io/mmap.hpp"           // Mapping
+#include "../io/file.hpp"           // AtomicFile
+#include "../io/source.hpp"         // Source: the file, or bytes in memory
 
 namespace ckpt {
 
@@ -73,15 +74,19 @@ class OutputArchive {
   bool done_ = false;
 };
 
-/// Reads a .npy file: one entry at the root. Big-endian data is swapped and Fortran-order data
-/// reordered on read; little-endian C-order data is mapped without a copy under LoadOptions::mmap.
+/// Reads a .npy file (or one in memory): one entry at the root. Big-endian data is swapped and
+/// Fortran-order data reordered on read; little-endian C-order data is mapped without a copy
+/// under LoadOptions::mmap.
 class InputArchive {
  public:
-  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : path_(path.string()), file_(io::File::open_read(path)) {
+  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
+  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()), file_(src) {
     const auto size = file_.size();
     h_ = detail::npy::parse_header([&](std::span<std::byte> d, std::uint64_t off) { file_.pread_all(d, off); }, size, path_);
     entries_.push_back(EntryInfo{KeyPath{}, h_.dtype, h_.shape, h_.nbytes, h_.nbytes, "raw"});
-    if (opts.mmap && !h_.big_endian && !h_.fortran_order && aligned_for(h_.dtype, h_.header_bytes)) mapping_ = io::Mapping::open(path);
+    if (opts.mmap && !h_.big_endian && !h_.fortran_order && aligned_for(h_.dtype, h_.header_bytes)) mapping_ = file_.map();
+  } catch (const std::bad_alloc&) {
+    throw detail::out_of_memory(src.path());
   }
   const std::vector<EntryInfo>& entries() const { return entries_; }
   /// The tree is the tensor itself.
@@ -96,21 +101,21 @@ class InputArchive {
       detail::npy::to_native(h_, dst, dst);
       return;
     }
-    std::vector<std::byte> stored(dst.size());
+    auto stored = detail::new_buffer(dst.size(), path_);
     file_.pread_all(stored, h_.header_bytes);
     detail::npy::to_native(h_, stored, dst);
   }
   Tensor read_tensor(std::size_t i) {
     const auto& e = entries_.at(i);
     if (mapping_) return Tensor::view_of({e.dtype, e.shape, mapping_->data() + h_.header_bytes, static_cast<std::size_t>(e.nbytes)}, mapping_);
-    Tensor t(e.dtype, e.shape);
+    Tensor t = detail::new_tensor(e.dtype, e.shape, path_, e.path.str());
     read_into(i, {t.mutable_data(), t.nbytes()});
     return t;
   }
 
  private:
   std::string path_;
-  io::File file_;
+  io::Source file_;
   detail::npy::Header h_;
   std::vector<EntryInfo> entries_;
   std::shared_ptr<const io::Mapping> mapping_;
@@ -165,12 +170,22 @@ class OutputArchive {
   detail::FlatNames names_;
 };
 
-/// Reads an .npz (ours, or NumPy's np.savez / np.savez_compressed). Members are validated when
-/// it is opened (detail/zip.hpp) and each .npy header is parsed; data is read per entry, with
-/// the member's CRC-32 checked (always for deflated members; for stored ones unless mmap).
+/// The members the tree member's document may have, for strict reads (LoadOptions::strict).
+inline const detail::JsonShape& tree_doc_shape() {
+  using M = detail::JsonShape::Member;
+  static const M members[] = {{"format"}, {"version"}, {"tree", &detail::skeleton_shape()}};
+  static const detail::JsonShape doc{members};
+  return doc;
+}
+
+/// Reads an .npz (ours, or NumPy's np.savez / np.savez_compressed), from a file or memory.
+/// Members are validated when it is opened (detail/zip.hpp) and each .npy header is parsed;
+/// data is read per entry, with the member's CRC-32 checked (always for deflated members; for
+/// stored ones unless mmap).
 class InputArchive {
  public:
-  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : path_(path.string()), opts_(opts), zip_(path) {
+  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
+  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), zip_(src) {
     std::unordered_map<std::string, std::size_t> index;
     const Value* tree_doc = nullptr;
     Value doc;
@@ -192,7 +207,9 @@ class InputArchive {
       headers_.push_back(std::move(h));
     }
     if (tree_doc) skeleton_ = detail::index_tensors((*tree_doc)["tree"], index, path_);
-    if (opts_.mmap) mapping_ = io::Mapping::open(path);
+    if (opts_.mmap) mapping_ = src.map();
+  } catch (const std::bad_alloc&) {
+    throw detail::out_of_memory(src.path());
   }
 
   const std::vector<EntryInfo>& entries() const { return entries_; }
@@ -209,7 +226,7 @@ class InputArchive {
       detail::npy::to_native(h, dst, dst);
       return;
     }
-    std::vector<std::byte> stored(dst.size());
+    auto stored = detail::new_buffer(dst.size(), path_, e.path.str());
     zip_.read_range(*members_[i], h.header_bytes, stored, verify);
     detail::npy::to_native(h, stored, dst);
   }
@@ -224,7 +241,7 @@ class InputArchive {
       if (opts_.verify_checksums()) verify_entry(i);
       return Tensor::view_of({e.dtype, e.shape, mapping_->data() + off, static_cast<std::size_t>(e.nbytes)}, mapping_);
     }
-    Tensor t(e.dtype, e.shape);
+    Tensor t = detail::new_tensor(e.dtype, e.shape, path_, e.path.str());
     read_into(i, {t.mutable_data(), t.nbytes()});
     return t;
   }
@@ -248,7 +265,7 @@ class InputArchive {
       throw format_error("invalid npz tree member", path_, m.data_offset, m.name, "a 1-D uint8 array", std::string(name(h.dtype)) + " " + shape_string(h.shape));
     std::string text(static_cast<std::size_t>(h.nbytes), '\0');
     zip_.read_range(m, h.header_bytes, std::as_writable_bytes(std::span(text)), true);
-    Value doc = detail::parse_json_checked(text, "invalid npz tree member", path_, m.data_offset);
+    Value doc = detail::parse_json_checked(text, "invalid npz tree member", path_, m.data_offset, {.shape = &tree_doc_shape(), .strict = opts_.strict});
     if (!doc.is_object() || detail::string_member(doc, "format") != "ckpt-npz" || !doc.contains("tree"))
       throw format_error("invalid npz tree member (no \"format\": \"ckpt-npz\" with a \"tree\")", path_, m.data_offset, m.name);
     if (!detail::integer_member_is(doc, "version", 1)) throw unsupported_error("unsupported ckpt-npz tree version " + doc["version"].dump() + " (this library reads 1)", path_, m.name);

@@ -33,9 +33,10 @@
 #include "../concepts.hpp"          // archive concepts, EntryInfo
 #include "../detail/endian.hpp"     // header length
 #include "../detail/flat_names.hpp" // tensor names in the stored tree
+#include "../detail/limits.hpp"     // allocations sized by the file
 #include "../detail/skeleton.hpp"   // SkeletonBuilder
 #include "../io/file.hpp"           // AtomicFile, AtomicDir, File
-#include "../io/mmap.hpp"           // Mapping
+#include "../io/source.hpp"         // Source: the file, or bytes in memory
 
 namespace ckpt {
 
@@ -59,6 +60,25 @@ inline constexpr std::string_view index_name = "model.safetensors.index.json";
 inline constexpr std::uint64_t default_max_shard_bytes = 5'000'000'000;
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+/// The members a header may have, for strict reads (LoadOptions::strict): "__metadata__" (free
+/// strings) and tensors, whose info has exactly "dtype", "shape" and "data_offsets" (the spec's
+/// fields; the reference implementation ignores others, ckpt refuses them unless not strict).
+inline const detail::JsonShape& header_shape() {
+  using M = detail::JsonShape::Member;
+  static const M info_members[] = {{"dtype"}, {"shape"}, {"data_offsets"}};
+  static const detail::JsonShape info{info_members};
+  static const M members[] = {{"__metadata__"}};
+  static const detail::JsonShape header{members, &info};
+  return header;
+}
+/// The members an index file may have, for strict reads: "metadata" (free) and "weight_map".
+inline const detail::JsonShape& index_shape() {
+  using M = detail::JsonShape::Member;
+  static const M members[] = {{"metadata"}, {"weight_map"}};
+  static const detail::JsonShape index{members};
+  return index;
+}
 
 /// One tensor to write: its name and how it is stored (complex as its real view).
 struct Item {
@@ -155,10 +175,12 @@ class OutputArchive : public Collector {
   SaveOptions opts_;
 };
 
-/// Reads one .safetensors file, validating the header as the reference implementation does.
+/// Reads one .safetensors file (or one in memory), validating the header as the reference
+/// implementation does (and, with LoadOptions::strict, refusing tensor info members it lacks).
 class InputArchive {
  public:
-  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : path_(path.string()), opts_(opts), file_(io::File::open_read(path)) {
+  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
+  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), file_(src) {
     const auto size = file_.size();
     if (size < 8) throw rule("file shorter than the 8-byte header length", 0, "at least 8 bytes", std::to_string(size) + " bytes");
     std::array<std::byte, 8> nb{};
@@ -170,7 +192,9 @@ class InputArchive {
     std::string text(static_cast<std::size_t>(n), '\0');
     file_.pread_all(std::as_writable_bytes(std::span(text)), 8);
     parse(text, size - data_start_);
-    if (opts_.mmap) mapping_ = io::Mapping::open(path);
+    if (opts_.mmap) mapping_ = file_.map();
+  } catch (const std::bad_alloc&) {
+    throw detail::out_of_memory(src.path());
   }
 
   const std::vector<EntryInfo>& entries() const { return entries_; }
@@ -197,7 +221,7 @@ class InputArchive {
     const auto& e = entries_.at(i);
     if (mapping_ && offset(i) % detail::element_alignment(e.dtype) == 0)
       return Tensor::view_of({e.dtype, e.shape, mapping_->data() + offset(i), static_cast<std::size_t>(e.nbytes)}, mapping_);
-    Tensor t(e.dtype, e.shape);
+    Tensor t = detail::new_tensor(e.dtype, e.shape, path_, e.path.str());
     read_into(i, {t.mutable_data(), t.nbytes()});
     return t;
   }
@@ -227,7 +251,8 @@ class InputArchive {
     if (!valid_utf8(text)) throw rule("header is not valid UTF-8", 8);
     if (text.empty() || text[0] != '{') throw rule("header does not start with '{'", 8);
     // Parse keeping file order, rejecting duplicate keys at any level and deep nesting.
-    const auto h = detail::parse_json_checked<nlohmann::ordered_json>(text, "invalid safetensors header", path_, 8, true, 64);
+    const auto h = detail::parse_json_checked<nlohmann::ordered_json>(text, "invalid safetensors header", path_, 8,
+                                                                       {.max_depth = 64, .reject_duplicates = true, .shape = &header_shape(), .strict = opts_.strict});
     if (!h.is_object()) throw rule("header is not a JSON object", 8);
 
     struct Raw { std::string name; DType dtype; Shape shape; std::uint64_t begin, end; };
@@ -288,7 +313,8 @@ class InputArchive {
     }
     for (const auto& [k, v] : metadata_) {
       if (k == complex_key) apply_complex(v, index);
-      if (k == tree_key) skeleton_ = detail::index_tensors(detail::parse_json_checked(v, "invalid ckpt.tree metadata", path_, 8), index, path_);
+      if (k == tree_key)
+        skeleton_ = detail::index_tensors(detail::parse_json_checked(v, "invalid ckpt.tree metadata", path_, 8, {.shape = &detail::skeleton_shape(), .strict = opts_.strict}), index, path_);
     }
   }
   void apply_complex(const std::string& text, const std::unordered_map<std::string, std::size_t>& index) {
@@ -308,7 +334,7 @@ class InputArchive {
 
   std::string path_;
   LoadOptions opts_;
-  io::File file_;
+  io::Source file_;
   std::uint64_t data_start_ = 0;
   std::vector<EntryInfo> entries_;
   std::vector<std::string> names_;
@@ -376,7 +402,7 @@ class ShardedOutputArchive : public Collector {
 /// opened and validated, and each tensor must be in the shard the index says.
 class ShardedInputArchive {
  public:
-  ShardedInputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) {
+  ShardedInputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) try {
     const auto index_path = std::filesystem::is_directory(path) ? path / index_name : path;
     path_ = index_path.string();
     io::File f = io::File::open_read(index_path);
@@ -384,7 +410,7 @@ class ShardedInputArchive {
     if (size > max_header_bytes) throw format_error("safetensors index larger than 100000000 bytes", path_, 0);
     std::string text(static_cast<std::size_t>(size), '\0');
     f.pread_all(std::as_writable_bytes(std::span(text)), 0);
-    const Value idx = detail::parse_json_checked(text, "invalid safetensors index", path_, 0);
+    const Value idx = detail::parse_json_checked(text, "invalid safetensors index", path_, 0, {.shape = &index_shape(), .strict = opts.strict});
     if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
       throw format_error("not a safetensors index (no \"weight_map\" object)", path_, 0);
     std::map<std::string, std::size_t> per_file;  // shard -> number of tensors (shards in name order)
@@ -417,8 +443,10 @@ class ShardedInputArchive {
     if (auto md = idx.find("metadata"); md != idx.end() && md->is_object())
       if (auto t = md->find(std::string(tree_key)); t != md->end()) {
         if (!t->is_string()) throw format_error("index metadata ckpt.tree must be a JSON string", path_, 0);
-        skeleton_ = detail::index_tensors(detail::parse_json_checked(t->get<std::string>(), "invalid ckpt.tree in the index", path_, 0), index, path_);
+        skeleton_ = detail::index_tensors(detail::parse_json_checked(t->get<std::string>(), "invalid ckpt.tree in the index", path_, 0, {.shape = &detail::skeleton_shape(), .strict = opts.strict}), index, path_);
       }
+  } catch (const std::bad_alloc&) {
+    throw detail::out_of_memory(path.string());
   }
   const std::vector<EntryInfo>& entries() const { return entries_; }
   Value skeleton() const { return skeleton_; }

@@ -29,8 +29,9 @@
 #include "../detail/torch_pickle.hpp"  // reading torch's pickle
 #include "../detail/unpickle.hpp"      // restricted unpickler
 #include "../detail/zip.hpp"           // the container
-#include "../io/file.hpp"              // AtomicFile, File
-#include "../io/mmap.hpp"              // legacy files are read through a mapping
+#include "../detail/limits.hpp"        // allocations sized by the file
+#include "../io/file.hpp"              // AtomicFile
+#include "../io/source.hpp"            // Source: the file or bytes in memory; legacy files are read through its mapping
 
 namespace ckpt {
 
@@ -41,8 +42,8 @@ namespace torchfmt {
 /// Largest data.pkl the reader accepts (a torch pickle costs ~100 bytes per tensor).
 inline constexpr std::uint64_t max_pickle_bytes = std::uint64_t{1} << 28;
 /// The most bytes a file of `file_size` bytes may add by expanded views (stride 0, more elements
-/// than their storage) when they are copied out: 64 MiB, plus 16 times the file.
-constexpr std::uint64_t max_expanded_bytes(std::uint64_t file_size) { return (std::uint64_t{64} << 20) + 16 * file_size; }
+/// than their storage) when they are copied out: 16 MiB, plus 16 times the file.
+constexpr std::uint64_t max_expanded_bytes(std::uint64_t file_size) { return (std::uint64_t{16} << 20) + 16 * file_size; }
 /// torch's legacy MAGIC_NUMBER 0x1950a86a20f9469cfc6c as LONG1 payload bytes.
 inline constexpr std::array<unsigned char, 10> legacy_magic = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 /// The folder our files put everything in (torch.save names it after the file).
@@ -116,22 +117,21 @@ class OutputArchive {
   std::unordered_map<std::string, std::string> tied_;  // address:size:dtype:crc -> storage key
 };
 
-/// Reads a torch.save file (zip, or the legacy pre-1.6 format). The constructor unpickles and
-/// validates everything; tensor data is read per entry.
+/// Reads a torch.save file (zip, or the legacy pre-1.6 format), or one in memory. The
+/// constructor unpickles and validates everything; tensor data is read per entry.
 class InputArchive {
  public:
-  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : path_(path.string()), opts_(opts) {
+  InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
+  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), source_(src) {
     std::array<std::byte, 32> head{};
-    std::size_t n;
-    {
-      io::File f = io::File::open_read(path);
-      file_size_ = f.size();
-      n = static_cast<std::size_t>(std::min<std::uint64_t>(head.size(), file_size_));
-      f.pread_all({head.data(), n}, 0);
-    }
+    file_size_ = source_.size();
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(head.size(), file_size_));
+    source_.pread_all({head.data(), n}, 0);
     if (auto end = legacy_magic_end({head.data(), n})) open_legacy(end);
     else if (n >= 4 && detail::load_le<std::uint32_t>(head.data()) == detail::zip::local_sig) open_zip();
     else throw format_error("not a torch.save file (neither a zip archive nor torch's legacy format)", path_, 0);
+  } catch (const std::bad_alloc&) {
+    throw detail::out_of_memory(src.path());
   }
 
   const std::vector<EntryInfo>& entries() const { return entries_; }
@@ -151,7 +151,7 @@ class InputArchive {
     if (contiguous(t)) {
       read_storage(t.storage, start, dst);
     } else {  // read the span of the storage the view touches, then gather
-      std::vector<std::byte> buf(static_cast<std::size_t>((last_element(t) - t.offset + 1) * es));
+      auto buf = detail::new_buffer((last_element(t) - t.offset + 1) * es, path_, e.path.str());
       read_storage(t.storage, start, buf);
       gather(buf.data(), t, dst.data());
     }
@@ -168,7 +168,7 @@ class InputArchive {
       view = std::to_string(r.storage) + ":" + std::string(name(r.dtype)) + ":" + std::to_string(r.offset) + ":" + shape_string(r.shape) + ":" + shape_string(r.stride);
       if (auto it = tied_.find(view); it != tied_.end()) return it->second;
     }
-    Tensor t = Tensor::empty(e.dtype, e.shape);  // read_into writes every byte
+    Tensor t = detail::new_tensor(e.dtype, e.shape, path_, e.path.str());  // read_into writes every byte
     read_into(i, {t.mutable_data(), t.nbytes()});
     if (!view.empty()) tied_.emplace(std::move(view), t);
     return t;
@@ -181,7 +181,7 @@ class InputArchive {
   };
 
   void open_zip() {
-    zip_.emplace(path_);
+    zip_.emplace(source_);
     std::string prefix;
     for (const auto& e : zip_->entries()) {
       const auto slash = e.name.find('/');
@@ -224,7 +224,7 @@ class InputArchive {
   // Pre-1.6 torch.save: pickles of the magic number, protocol version (1001), sys_info, the
   // object, and the sorted storage keys; then each storage as int64 numel + raw bytes.
   void open_legacy(std::size_t magic_end) {
-    mapping_ = io::Mapping::open(path_);
+    mapping_ = source_.map();
     const auto all = mapping_->bytes();
     detail::torch_pickle::Hooks hooks(true, opts_.inert_objects);
     detail::pickle::Unpickler u(all.subspan(magic_end), path_, hooks, {}, magic_end);
@@ -365,6 +365,7 @@ class InputArchive {
 
   std::string path_;
   LoadOptions opts_;
+  io::Source source_;
   std::optional<detail::zip::Reader> zip_;
   std::shared_ptr<const io::Mapping> mapping_;
   bool big_endian_ = false;

@@ -13,6 +13,7 @@
 #include "../concepts.hpp"  // EntryInfo
 #include "../error.hpp"     // format_error, unsupported_error
 #include "../tensor.hpp"    // TensorView
+#include "limits.hpp"          // new_buffer
 
 namespace ckpt::detail {
 
@@ -59,7 +60,7 @@ inline void zlib_decode(std::span<const std::byte> packed, const EntryInfo& e, s
   std::vector<std::byte> shuffled;
   std::span<std::byte> target = dst;
   if (es > 1) {
-    shuffled.resize(dst.size());
+    shuffled = new_buffer(dst.size(), path, e.path.str());
     target = shuffled;
   }
   uLongf len = static_cast<uLongf>(target.size());

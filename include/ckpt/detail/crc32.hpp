@@ -20,6 +20,16 @@
 
 namespace ckpt::detail {
 
+/// Whether readers compare stored checksums with the data: always, except in fuzzing builds
+/// (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION, as libFuzzer/OSS-Fuzz define it), where a
+/// mismatch is ignored so that mutated inputs reach the code behind the checks. Checksums are
+/// still computed there, so that code runs too.
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+inline constexpr bool enforce_checksums = false;
+#else
+inline constexpr bool enforce_checksums = true;
+#endif
+
 inline std::uint32_t crc32_zlib(std::uint32_t crc, const std::byte* p, std::size_t n) {
   uLong c = crc;
   while (n) {  // zlib takes uInt lengths: feed at most 1 GiB at a time

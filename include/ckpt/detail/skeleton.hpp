@@ -10,13 +10,13 @@
 
 #include <cstddef>     // indices
 #include <functional>  // tensor provider
-#include <unordered_set>  // duplicate-key check
 #include <string>      // keys
 #include <vector>      // stack
 
 #include "../error.hpp"       // format_error
 #include "../state_dict.hpp"  // StateDict, KeyPath, Container
 #include "json_fields.hpp"    // reading members and numbers of hostile JSON
+#include "json_parse.hpp"     // parse_json_limited, JsonShape
 
 namespace ckpt::detail {
 
@@ -82,72 +82,22 @@ inline StateDict build_from_skeleton(const Value& node, const std::function<Tens
   return sd;
 }
 
-/// SAX pass that fails on nesting deeper than max_depth or (optionally) a duplicate key.
-struct JsonShapeCheck {
-  JsonShapeCheck(std::size_t max, bool dups) : max_depth(max), reject_duplicates(dups) {}
-  std::size_t max_depth;
-  bool reject_duplicates;
-  std::size_t depth = 0;
-  std::vector<std::unordered_set<std::string>> keys;
-  std::string problem;
-  bool null() { return true; }
-  bool boolean(bool) { return true; }
-  bool number_integer(std::int64_t) { return true; }
-  bool number_unsigned(std::uint64_t) { return true; }
-  bool number_float(double, const std::string&) { return true; }
-  bool string(std::string&) { return true; }
-  bool binary(Value::binary_t&) { return true; }
-  bool start_object(std::size_t) {
-    if (reject_duplicates) keys.emplace_back();
-    return enter();
-  }
-  bool key(std::string& k) {
-    if (reject_duplicates && !keys.back().insert(k).second) {
-      problem = "duplicate key '" + k + "'";
-      return false;
+/// The JsonShape of a skeleton node, for strict reading (see json_parse.hpp): a node has the
+/// members "dict", "container", "tensor" and "value" (whose value is free); "dict" holds
+/// [key, node] pairs.
+inline const JsonShape& skeleton_shape() {
+  struct Shapes {
+    JsonShape node, list, pair;
+    const JsonShape::Member node_members[4] = {{"dict", &list}, {"container", nullptr}, {"tensor", nullptr}, {"value", nullptr}};
+    const JsonShape* const pair_positions[2] = {nullptr, &node};
+    Shapes() {
+      node.members = node_members;
+      list.items = &pair;
+      pair.positions = pair_positions;
     }
-    return true;
-  }
-  bool end_object() {
-    if (reject_duplicates) keys.pop_back();
-    --depth;
-    return true;
-  }
-  bool start_array(std::size_t) { return enter(); }
-  bool end_array() {
-    --depth;
-    return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::json::exception& e) {
-    problem = std::string("invalid JSON: ") + e.what();
-    return false;
-  }
-  bool enter() {
-    if (++depth <= max_depth) return true;
-    problem = "JSON nested deeper than " + std::to_string(max_depth) + " levels";
-    return false;
-  }
-};
-
-/// Parse JSON text (as Json, e.g. Value or nlohmann::ordered_json) in linear time, with nesting
-/// capped at max_depth and, when asked, duplicate keys refused; format_error("<what>: <problem>").
-template <class Json = Value>
-Json parse_json_checked(std::string_view text, const std::string& what, const std::string& file, std::uint64_t offset,
-                        bool reject_duplicates = false, std::size_t max_depth = 2 * max_tree_depth + 16) {
-  JsonShapeCheck check(max_depth, reject_duplicates);
-  if (!Value::sax_parse(text.begin(), text.end(), &check)) throw format_error(what + ": " + check.problem, file, offset);
-  try {
-    return Json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::exception& e) {
-    throw format_error(what + ": invalid JSON: " + e.what(), file, offset);
-  }
-}
-
-/// Parse JSON from a file's bytes with a nesting cap; format_error (with file) on failure.
-/// Linear time: a SAX pre-pass checks the depth (nlohmann's callback parser rescans containers
-/// and went quadratic on footers with tens of thousands of tensors).
-inline Value parse_json_limited(std::string_view text, const std::string& file, std::uint64_t base_offset = 0) {
-  return parse_json_checked(text, "cannot parse JSON", file, base_offset);
+  };
+  static const Shapes s;
+  return s.node;
 }
 
 }  // namespace ckpt::detail

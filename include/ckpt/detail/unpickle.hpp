@@ -160,7 +160,7 @@ class Unpickler {
       case Object::Type::boolean: return std::string(k.flag ? "i1" : "i0");  // True == 1 in Python
       case Object::Type::none: return std::string("n");
       case Object::Type::floating: {
-        if (k.f == static_cast<double>(static_cast<std::int64_t>(k.f)) && k.f > -9.2e18 && k.f < 9.2e18)
+        if (k.f > -9.2e18 && k.f < 9.2e18 && k.f == static_cast<double>(static_cast<std::int64_t>(k.f)))  // range first: the cast of 2e35 is undefined
           return "i" + std::to_string(static_cast<std::int64_t>(k.f));  // 1.0 == 1
         return "f" + std::to_string(std::bit_cast<std::uint64_t>(k.f));
       }

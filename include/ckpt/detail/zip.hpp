@@ -24,10 +24,12 @@
 #include <unordered_set>  // duplicate names on write
 #include <vector>         // entries, buffers
 
-#include "../error.hpp"    // format_error, corrupt_error, unsupported_error
-#include "../io/file.hpp"  // File (reader), Writer (writer)
-#include "crc32.hpp"       // member checksums
-#include "endian.hpp"      // little-endian fields
+#include "../error.hpp"      // format_error, corrupt_error, unsupported_error
+#include "../io/file.hpp"    // Writer (writer)
+#include "../io/source.hpp"  // Source (reader): a file or bytes in memory
+#include "crc32.hpp"         // member checksums
+#include "endian.hpp"        // little-endian fields
+#include "limits.hpp"        // deflate's maximum ratio
 
 namespace ckpt::detail::zip {
 
@@ -42,7 +44,7 @@ inline constexpr std::uint16_t max16 = 0xffffu;
 inline constexpr std::uint64_t max_central_dir_bytes = std::uint64_t{1} << 30;
 /// Deflate cannot expand data more than 1032:1; a member declaring more is rejected, which
 /// bounds what read() allocates by 1032 × the file size.
-inline constexpr std::uint64_t max_deflate_ratio = 1032;
+using detail::max_deflate_ratio;
 
 /// One member as the central directory describes it.
 struct Entry {
@@ -72,12 +74,14 @@ inline std::string bad_name_reason(std::string_view name) {
   return {};
 }
 
-/// Reads a zip file through pread; entries are validated when it is opened.
+/// Reads a zip file (or a zip in memory) by offset; entries are validated when it is opened.
 class Reader {
  public:
   /// Open and validate `path`. Throws io_error when it cannot be read, format_error when it
   /// is not a valid zip, unsupported_error for encryption, multiple disks or other methods.
-  explicit Reader(const std::filesystem::path& path) : path_(path.string()), file_(io::File::open_read(path)) {
+  explicit Reader(const std::filesystem::path& path) : Reader(io::Source::file(path)) {}
+  /// The same for a zip held by `src` (a file or bytes in memory).
+  explicit Reader(io::Source src) : path_(src.path()), file_(std::move(src)) {
     size_ = file_.size();
     parse();
   }
@@ -160,7 +164,7 @@ class Reader {
     throw format_error("invalid zip: " + what, path_, offset, name, std::move(expected), std::move(got));
   }
   void check_crc(const Entry& e, std::uint32_t got) const {
-    if (got != e.crc32) throw corrupt_error("zip member checksum mismatch", path_, e.name, crc_hex(e.crc32), crc_hex(got));
+    if (enforce_checksums && got != e.crc32) throw corrupt_error("zip member checksum mismatch", path_, e.name, crc_hex(e.crc32), crc_hex(got));
   }
   // Continue crc `c` over the stored bytes [from, from + len) of e.
   std::uint32_t crc_of_stored(std::uint32_t c, const Entry& e, std::uint64_t from, std::uint64_t len) {
@@ -356,8 +360,8 @@ class Reader {
     if (load_le<std::uint16_t>(h + 8) != e.method) bad("local header method differs from the central directory", lo, e.name);
     if (e.method == 0 && e.compressed_size != e.uncompressed_size)
       bad("stored member with different compressed and uncompressed sizes", lo, e.name, std::to_string(e.uncompressed_size), std::to_string(e.compressed_size));
-    if (e.method == 8 && e.uncompressed_size / max_deflate_ratio > e.compressed_size + 64)
-      bad("declared size impossible for deflate (ratio above 1032:1)", lo, e.name, "at most " + std::to_string((e.compressed_size + 64) * max_deflate_ratio) + " bytes", std::to_string(e.uncompressed_size) + " bytes");
+    if (e.method == 8 && !inflatable(e.compressed_size, e.uncompressed_size))
+      bad("declared size impossible for deflate (ratio above 1032:1)", lo, e.name, "at most " + std::to_string(max_inflated_bytes(e.compressed_size)) + " bytes", std::to_string(e.uncompressed_size) + " bytes");
     if (!(flags & 0x08)) {  // no data descriptor: the local header repeats crc and sizes
       Entry l;
       l.crc32 = load_le<std::uint32_t>(h + 14);
@@ -384,7 +388,7 @@ class Reader {
   }
 
   std::string path_;
-  io::File file_;
+  io::Source file_;
   std::uint64_t size_ = 0;
   std::vector<Entry> entries_;
   std::unordered_map<std::string, std::size_t> index_;

@@ -1,13 +1,13 @@
 # ctest script: an uninterrupted run and runs interrupted after k epochs (and twice) and
 # resumed in new processes give the identical state-digest and identical final checkpoints.
-#   cmake -DTRAIN=<train_linear> -DWORK=<dir> -DFORMAT=<format> -DEPOCHS=<N> -P resume_exact.cmake
+#   cmake -DTRAIN=<train_linear or libtorch_train> -DWORK=<dir> -DFORMAT=<format> -DEPOCHS=<N> -P resume_exact.cmake
 cmake_minimum_required(VERSION 3.25)
 
 function(run_train dir out)
   execute_process(COMMAND ${TRAIN} --ckpt-dir ${dir} --epochs ${EPOCHS} --format ${FORMAT} ${ARGN}
                   RESULT_VARIABLE rc OUTPUT_VARIABLE stdout ERROR_VARIABLE stderr)
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "train_linear ${ARGN} failed (${rc}):\n${stdout}\n${stderr}")
+    message(FATAL_ERROR "${TRAIN} ${ARGN} failed (${rc}):\n${stdout}\n${stderr}")
   endif()
   set(${out} "${stdout}" PARENT_SCOPE)
 endfunction()

@@ -67,13 +67,13 @@ inline std::optional<DType> dtype_of(c10::ScalarType s) {
     case at::kComplexFloat: return DType::c64;
     case at::kComplexDouble: return DType::c128;
 #ifdef CKPT_TORCH_HAS_FLOAT8
-    case at::kFloat8_e4m3fn: return DType::f8_e4m3;
-    case at::kFloat8_e5m2: return DType::f8_e5m2;
+    case c10::ScalarType::Float8_e4m3fn: return DType::f8_e4m3;
+    case c10::ScalarType::Float8_e5m2: return DType::f8_e5m2;
 #endif
 #ifdef CKPT_TORCH_HAS_UINT_WIDE
-    case at::kUInt16: return DType::u16;
-    case at::kUInt32: return DType::u32;
-    case at::kUInt64: return DType::u64;
+    case c10::ScalarType::UInt16: return DType::u16;
+    case c10::ScalarType::UInt32: return DType::u32;
+    case c10::ScalarType::UInt64: return DType::u64;
 #endif
     default: return std::nullopt;
   }
@@ -94,13 +94,13 @@ inline std::optional<c10::ScalarType> scalar_type_of(DType d) {
     case DType::c64: return at::kComplexFloat;
     case DType::c128: return at::kComplexDouble;
 #ifdef CKPT_TORCH_HAS_FLOAT8
-    case DType::f8_e4m3: return at::kFloat8_e4m3fn;
-    case DType::f8_e5m2: return at::kFloat8_e5m2;
+    case DType::f8_e4m3: return c10::ScalarType::Float8_e4m3fn;
+    case DType::f8_e5m2: return c10::ScalarType::Float8_e5m2;
 #endif
 #ifdef CKPT_TORCH_HAS_UINT_WIDE
-    case DType::u16: return at::kUInt16;
-    case DType::u32: return at::kUInt32;
-    case DType::u64: return at::kUInt64;
+    case DType::u16: return c10::ScalarType::UInt16;
+    case DType::u32: return c10::ScalarType::UInt32;
+    case DType::u64: return c10::ScalarType::UInt64;
 #endif
     default: return std::nullopt;
   }
@@ -249,9 +249,9 @@ inline void release_torch_staging() { detail::libtorch::PinnedPool::instance().r
 template <>
 struct tensor_traits<at::Tensor> {
   static TensorView view(const at::Tensor& t) {
-    const Tensor c = detail::libtorch::to_ckpt(t);
-    if (c.owner()) throw unsupported_error("a non-contiguous or non-CPU at::Tensor has no zero-copy view; save it through ckpt::to_state_dict, which copies it");
-    return c.view();
+    if (t.defined() && t.layout() == at::kStrided && (!t.device().is_cpu() || !t.is_contiguous() || t.is_conj() || t.is_neg()))
+      throw unsupported_error("a non-contiguous or non-CPU at::Tensor has no zero-copy view; save it through ckpt::to_state_dict, which copies it");
+    return detail::libtorch::to_ckpt(t).view();  // borrowed (or an error for undefined, sparse, ...)
   }
   static void assign(at::Tensor& dst, const Tensor& src) {
     if (!dst.defined()) {

@@ -10,6 +10,7 @@
 #include <set>       // keys a group reader consumed
 #include <string>    // keys
 #include <tuple>     // betas
+#include <type_traits>  // const or mutable options
 #include <utility>   // std::move
 #include <vector>    // groups
 
@@ -38,9 +39,10 @@ inline std::string kind_name(OptimKind k) {
   return names[static_cast<int>(k)];
 }
 
-template <class Options>
-const Options& options_as(const ::torch::optim::OptimizerOptions& o, OptimKind k) {
-  if (const auto* p = dynamic_cast<const Options*>(&o)) return *p;
+template <class Options, class Base>  // Base: OptimizerOptions, const or not
+auto& options_as(Base& o, OptimKind k) {
+  using Want = std::conditional_t<std::is_const_v<Base>, const Options, Options>;
+  if (auto* p = dynamic_cast<Want*>(&o)) return *p;
   throw unsupported_error("a parameter group of this " + kind_name(k) + " has options of another optimizer");
 }
 
@@ -173,12 +175,12 @@ inline std::unique_ptr<::torch::optim::OptimizerOptions> read_group(OptimKind k,
         rd.betas("betas", [&](auto b) { o.betas(b); });
         rd.boolean("amsgrad", [&](bool v) { o.amsgrad(v); });
       };
-      if (k == OptimKind::adam) body(dynamic_cast<optim::AdamOptions&>(*out));
-      else body(dynamic_cast<optim::AdamWOptions&>(*out));
+      if (k == OptimKind::adam) body(options_as<optim::AdamOptions>(*out, k));
+      else body(options_as<optim::AdamWOptions>(*out, k));
       break;
     }
     case OptimKind::sgd: {
-      auto& o = dynamic_cast<optim::SGDOptions&>(*out);
+      auto& o = options_as<optim::SGDOptions>(*out, k);
       rd.number("lr", [&](double v) { o.lr(v); });
       rd.number("weight_decay", [&](double v) { o.weight_decay(v); });
       rd.number("momentum", [&](double v) { o.momentum(v); });
@@ -187,7 +189,7 @@ inline std::unique_ptr<::torch::optim::OptimizerOptions> read_group(OptimKind k,
       break;
     }
     case OptimKind::rmsprop: {
-      auto& o = dynamic_cast<optim::RMSpropOptions&>(*out);
+      auto& o = options_as<optim::RMSpropOptions>(*out, k);
       common(o);
       rd.number("momentum", [&](double v) { o.momentum(v); });
       rd.number("alpha", [&](double v) { o.alpha(v); });
@@ -195,7 +197,7 @@ inline std::unique_ptr<::torch::optim::OptimizerOptions> read_group(OptimKind k,
       break;
     }
     case OptimKind::adagrad: {
-      auto& o = dynamic_cast<optim::AdagradOptions&>(*out);
+      auto& o = options_as<optim::AdagradOptions>(*out, k);
       common(o);
       rd.number("lr_decay", [&](double v) { o.lr_decay(v); });
       rd.number("initial_accumulator_value", [&](double v) { o.initial_accumulator_value(v); });

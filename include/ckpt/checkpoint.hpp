@@ -94,7 +94,8 @@ inline std::string join_list(const std::vector<std::string>& v) {
 
 /// The result of Checkpoint::restore, with tf.train.Checkpoint's semantics:
 ///  - "values"  are the leaves stored in the file; "objects" are what the Checkpoint tracks
-///    (including its save_counter) and the leaves inside them.
+///    (including its save_counter when the file has one; a file without one, as torch.save
+///    writes them, leaves the counter as it is and is not unmatched) and the leaves inside them.
 ///  - assert_consumed(): every value in the file was used AND every tracked object found its
 ///    values (no missing, no mismatched, no unused). The strictest check.
 ///  - assert_existing_objects_matched(): every object tracked *now* found its values; values
@@ -337,12 +338,13 @@ class Checkpoint {
       }
     }
   }
+  // A file without a save_counter (anything torch.save or ckpt::save wrote, not a Checkpoint)
+  // leaves the counter as it is and does not count as unmatched: the counter numbers this
+  // Checkpoint's own saves and is not an object of the user's, so restoring a PyTorch file whose
+  // model and optimizer match passes assert_existing_objects_matched() and assert_consumed().
   void restore_counter(const StateDict& sd, detail::RestoreState& st) {
     const StateDict* c = sd.find_key(counter_key);
-    if (!c) {
-      st.report.missing.emplace_back(counter_key);
-      return;
-    }
+    if (!c) return;
     std::int64_t n = 0;
     try {
       ckpt::load_state_dict(n, *c, LoadOptions{});

@@ -3,14 +3,16 @@
 # resumed in new processes give the identical state-digest and print the identical loss for
 # every epoch they finish; stopped at epoch boundaries only, the final checkpoints are
 # byte-identical too (a mid-epoch stop saves once more, so its save_counter differs).
-#   cmake -DTRAIN=<train_linear> -DWORK=<dir> -DFORMAT=<format> -DEPOCHS=<N> -P resume_exact.cmake
+#   cmake -DTRAIN=<train_linear or libtorch_train> -DWORK=<dir> -DFORMAT=<format> -DEPOCHS=<N>
+#         [-DEPOCH_STOPS_ONLY=ON] -P resume_exact.cmake
+# EPOCH_STOPS_ONLY: the program has no --stop-after-batch (libtorch_train); epoch stops only.
 cmake_minimum_required(VERSION 3.25)
 
 function(run_train dir out)
   execute_process(COMMAND ${TRAIN} --ckpt-dir ${dir} --epochs ${EPOCHS} --format ${FORMAT} ${ARGN}
                   RESULT_VARIABLE rc OUTPUT_VARIABLE stdout ERROR_VARIABLE stderr)
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "train_linear ${ARGN} failed (${rc}):\n${stdout}\n${stderr}")
+    message(FATAL_ERROR "${TRAIN} ${ARGN} failed (${rc}):\n${stdout}\n${stderr}")
   endif()
   set(${out} "${stdout}" PARENT_SCOPE)
 endfunction()
@@ -33,7 +35,7 @@ file(REMOVE_RECURSE ${WORK})
 run_train(${WORK}/full full_out)
 digest_of("${full_out}" full)
 loss_lines("${full_out}" full_losses)
-file(GLOB final_full ${WORK}/full/step-*)
+file(GLOB final_full ${WORK}/full/step-* ${WORK}/full/epoch-*)  # train_linear, libtorch_train
 list(SORT final_full COMPARE NATURAL)
 list(GET final_full -1 final_full)
 message(STATUS "${FORMAT}: uninterrupted ${EPOCHS} epochs -> ${full}")
@@ -42,7 +44,10 @@ message(STATUS "${FORMAT}: uninterrupted ${EPOCHS} epochs -> ${full}")
 # epoch: b1 is the first batch, b100 inside epoch 2, b300 inside epoch 5, b128 an epoch end).
 math(EXPR half "${EPOCHS} / 2")
 math(EXPR last "${EPOCHS} - 1")
-set(cases "1" "${half}" "${last}" "2,${last}" "b1" "b100" "b128" "b100,b300" "1,b100")
+set(cases "1" "${half}" "${last}" "2,${last}")
+if(NOT EPOCH_STOPS_ONLY)
+  list(APPEND cases "b1" "b100" "b128" "b100,b300" "1,b100")
+endif()
 foreach(case IN LISTS cases)
   string(REPLACE "," ";" stops "${case}")
   set(dir ${WORK}/stop-${case})
@@ -71,7 +76,7 @@ foreach(case IN LISTS cases)
     list(APPEND resumed_losses ${part})
   endforeach()
   run_train(${dir} out)
-  string(FIND "${out}" "resumed from ${saved} at step " at)
+  string(FIND "${out}" "resumed from ${saved} at " at)
   if(at EQUAL -1)
     message(FATAL_ERROR "did not resume from ${saved}, the checkpoint the interrupted run saved last:\n${out}")
   endif()

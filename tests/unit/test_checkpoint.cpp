@@ -1,7 +1,7 @@
 // Unit tests for ckpt/checkpoint.hpp: tracking, save numbering and the save counter round
 // trip, write without numbering, RestoreStatus for objects added and removed since the save
-// (TF semantics), deferred restoration, the unused-values warning, nesting, and restores that
-// fail before touching any object.
+// (TF semantics) and for a file without a save counter (torch.save's), deferred restoration,
+// the unused-values warning, nesting, and restores that fail before touching any object.
 #include "ckpt_catch.hpp"
 #include <ckpt/checkpoint.hpp>
 #include <ckpt/ckpt.hpp>
@@ -229,6 +229,29 @@ TEST_CASE("RestoreStatus: a missing leaf inside an object, nontrivial match, mis
   REQUIRE(st3.unmatched().size() == 1);
   CHECK(st3.unmatched()[0].rfind("model.w (expected", 0) == 0);
   CHECK_THROWS_AS(st3.assert_existing_objects_matched(), key_error);
+}
+
+TEST_CASE("RestoreStatus: a file without save_counter (torch.save's) matches when its objects do", "[checkpoint][status]") {
+  ckpt_test::TempDir dir;
+  StateDict sd;  // what torch.save({"model": ..., "opt": ...}) holds: no save_counter
+  sd["model"].set("w", Tensor(DType::f32, {32}));
+  sd["model"].set("b", Tensor::from<float>({1, 2, 3, 4}));
+  sd["opt"]["step"] = 5;
+  sd["opt"]["lr"] = 0.5;
+  save(dir / "no_counter.ckpt", sd);
+  ct::Model model;
+  ct::Opt opt;
+  Checkpoint ck{{"model", model}, {"opt", opt}};
+  ck.save(dir / "own");  // the counter is 1 and stays so: the file has none to restore
+  auto st = ck.restore(dir / "no_counter.ckpt");
+  CHECK(st.unmatched().empty());
+  CHECK(st.unused().empty());
+  st.assert_existing_objects_matched().assert_consumed().assert_nontrivial_match();
+  CHECK(st.restored_objects() == std::vector<std::string>{"model", "opt"});
+  CHECK(model.b[3] == 4.0f);
+  CHECK(opt.step == 5);
+  CHECK(ck.save_counter() == 1);
+  CHECK(ck.save(dir / "own") == dir / "own-2.ckpt");
 }
 
 TEST_CASE("Checkpoint: a corrupt file throws before any object changes", "[checkpoint]") {

@@ -135,7 +135,7 @@ TEST_CASE("at::Tensor: every dtype libtorch has round-trips, into new and into e
   CHECK(covered >= 12);  // f64 f32 f16 bf16 i8 i16 i32 i64 u8 bool c64 c128 on every libtorch
 }
 
-TEST_CASE("at::Tensor: contiguous CPU tensors are borrowed; views are saved as their values", "[torch][tensor]") {
+TEST_CASE("at::Tensor: contiguous CPU tensors are borrowed, views are saved as their values", "[torch][tensor]") {
   const auto t = torch::arange(24, torch::kFloat).reshape({4, 6});
   const auto borrowed = ckpt::to_state_dict(t).tensor();
   CHECK(borrowed.data() == t.data_ptr());  // no copy
@@ -239,7 +239,7 @@ TEST_CASE("Module: state_dict has Python's keys in Python's order, flat", "[torc
   CHECK(ckpt::to_state_dict(lin).keys() == std::vector<std::string>{"weight", "bias"});
 }
 
-TEST_CASE("Module: loads are strict and all-or-nothing; mismatches name the key", "[torch][module]") {
+TEST_CASE("Module: loads are strict and all-or-nothing, mismatches name the key", "[torch][module]") {
   ckpt_test::TempDir dir;
   Net a = make_net(1), b = make_net(2);
   ckpt::save(dir / "net.pt", *a);
@@ -368,7 +368,7 @@ TEST_CASE("Optimizers: Python's layout, two parameter groups numbered in order",
   CHECK(state_of(adam2) == sd);
 }
 
-TEST_CASE("Optimizers: a Python-written state dict loads; what libtorch cannot do is refused by key", "[torch][optim]") {
+TEST_CASE("Optimizers: a Python-written state dict loads, what libtorch cannot do is refused by key", "[torch][optim]") {
   Net net = make_net(1);
   const auto params = net->parameters();
   // What ckpt's .pt reader makes of torch.save(opt.state_dict()) from Python 1.13/2.x:

@@ -219,7 +219,7 @@ TEST_CASE("real documents stay well below the memory cap", "[reliability][json]"
   }
 }
 
-TEST_CASE("parse_json_checked: shapes by member, position and item; depth, duplicates and memory caps", "[reliability][json]") {
+TEST_CASE("parse_json_checked: shapes by member, position and item, depth, duplicates and memory caps", "[reliability][json]") {
   using detail::JsonShape;
   const JsonShape leaf_obj{};  // an object with no known members
   const JsonShape::Member pair_members[] = {{"k", nullptr}};

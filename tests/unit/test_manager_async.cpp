@@ -208,7 +208,7 @@ TEST_CASE("async: a background error is rethrown by wait_until_finished or the n
   CHECK(dir.list() == std::vector<std::string>{"checkpoints.json", "checkpoints.lock", "ckpt-3.ckpt"});
 }
 
-TEST_CASE("async: background saves record the digests of the bytes written; a changed byte falls back", "[manager][async][digest]") {
+TEST_CASE("async: background saves record the digests of the bytes written, a changed byte falls back", "[manager][async][digest]") {
   for (const Backend& format : {Backend("json"), Backend::of<rawdir::format>()}) {
     INFO(format.name);
     ckpt_test::TempDir dir;

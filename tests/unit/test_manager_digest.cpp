@@ -236,7 +236,7 @@ TEST_CASE("digests: restore(step) checks them too, and changes no object when th
   CHECK(m.seen == 2);
 }
 
-TEST_CASE("digests: an index written before digests still loads; the format's own checks still apply", "[manager][digest]") {
+TEST_CASE("digests: an index written before digests still loads, the format's own checks still apply", "[manager][digest]") {
   ckpt_test::TempDir dir;
   populate(dir.path(), 3, with("native"));
   {  // the index as versions without digests wrote it

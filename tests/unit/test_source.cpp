@@ -77,7 +77,7 @@ TEST_CASE("zero-copy loads from memory view aligned bytes and copy misaligned on
   CHECK(got == sample());
 }
 
-TEST_CASE("errors reading memory name the source; reading past its end is an io_error", "[io][source]") {
+TEST_CASE("errors reading memory name the source, reading past its end is an io_error", "[io][source]") {
   ckpt_test::TempDir dir;
   const auto p = dir / "a.ckpt";
   save(p, sample());

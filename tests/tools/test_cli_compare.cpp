@@ -14,12 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-json find_key(const json& list, const std::string& key) {
-  for (const auto& j : list)
-    if (j.at("key") == key) return j;
-  return nullptr;
-}
-
 /// Flip one byte of `file` at `offset`.
 void flip_byte(const fs::path& file, std::uint64_t offset) {
   auto b = ckpt_test::read_bytes(file);

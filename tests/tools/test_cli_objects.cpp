@@ -11,14 +11,6 @@
 using namespace tool_test;
 using nlohmann::json;
 
-namespace {
-json find_key(const json& list, const std::string& key) {
-  for (const auto& j : list)
-    if (j.at("key") == key) return j;
-  return nullptr;
-}
-}  // namespace
-
 TEST_CASE("objects need --inert-objects: refused without it naming the global and the flag, every reading command with it, nothing runs") {
   ckpt_test::TempDir dir;
   const auto p = dir / "objects.pt", marker = dir / "ran";

@@ -141,4 +141,11 @@ inline Result run(const std::vector<std::string>& args, const std::vector<std::s
   return r;
 }
 
+/// The element of a JSON list of objects whose "key" is `key`, or null.
+inline nlohmann::json find_key(const nlohmann::json& list, const std::string& key) {
+  for (const auto& j : list)
+    if (j.at("key") == key) return j;
+  return nullptr;
+}
+
 }  // namespace tool_test

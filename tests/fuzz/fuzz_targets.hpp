@@ -2,7 +2,7 @@
 // and by the default test suite, which replays every input a fuzzer ever crashed on
 // (tests/fuzz/regressions/<target>/, see tests/reliability/test_fuzz_regressions.cpp). Inputs are
 // read from memory (io::Source::borrowed): no file per input. A fuzzer loads each input in one
-// of the target's modes (eager or mmap; for pickles, each LoadOptions variant), picked by the
+// of the target's modes (eager or mmap; for .pt files and pickles also with inert_objects), picked by the
 // input's length, so that every mode is fuzzed at the speed of one load; replays use them all. A ckpt::error is the expected
 // outcome for bad input; anything else (a crash, a sanitizer report, another exception type, an
 // allocation over the fuzzers' -malloc_limit_mb) is a finding. In fuzzing builds
@@ -34,11 +34,29 @@ inline const std::vector<ckpt::LoadOptions>& reader_modes() {
   return modes;
 }
 
+/// `o` reading Python objects as inert records (LoadOptions::inert_objects).
+inline ckpt::LoadOptions inert(ckpt::LoadOptions o) {
+  o.inert_objects = true;
+  return o;
+}
+
+/// The options .pt files are loaded with: the reader modes, refusing objects and reading them
+/// as inert records.
+inline const std::vector<ckpt::LoadOptions>& pt_modes() {
+  static const std::vector<ckpt::LoadOptions> modes = [] {
+    auto m = reader_modes();
+    for (const auto& o : reader_modes()) m.push_back(inert(o));
+    return m;
+  }();
+  return modes;
+}
+
 /// The options every pickle is loaded with (through the torch reader), one load each. A new
 /// reading mode is one more line here.
 inline const std::vector<ckpt::LoadOptions>& pickle_modes() {
   static const std::vector<ckpt::LoadOptions> modes = {
       ckpt::LoadOptions{},
+      inert(ckpt::LoadOptions{}),
   };
   return modes;
 }
@@ -52,9 +70,9 @@ inline std::span<const ckpt::LoadOptions> modes_for(const std::vector<ckpt::Load
 /// Load `in` as format F (in every reader mode, or in the one its length picks) and touch
 /// every tensor's bytes.
 template <class F>
-void reader(std::span<const std::byte> in, bool all_modes = true) {
+void reader(std::span<const std::byte> in, bool all_modes = true, const std::vector<ckpt::LoadOptions>& modes = reader_modes()) {
   const auto src = ckpt::io::Source::borrowed(in, "<fuzz input>");
-  for (const auto& o : modes_for(reader_modes(), in, all_modes)) {
+  for (const auto& o : modes_for(modes, in, all_modes)) {
     try {
       const ckpt::StateDict sd = ckpt::load_as<F>(src, o);
       (void)sd.tensor_bytes();
@@ -136,7 +154,7 @@ inline void run(const std::string& target, std::span<const std::byte> in, bool a
   else if (target == "safetensors") reader<ckpt::safetensors_format>(in, all_modes);
   else if (target == "npy") reader<ckpt::npy_format>(in, all_modes);
   else if (target == "npz") reader<ckpt::npz_format>(in, all_modes);
-  else if (target == "pt") reader<ckpt::torch_format>(in, all_modes);
+  else if (target == "pt") reader<ckpt::torch_format>(in, all_modes, pt_modes());
   else if (target == "zip") zip(in);
   else if (target == "pickle") pickle(in, all_modes);
   else throw std::invalid_argument("unknown fuzz target '" + target + "'");

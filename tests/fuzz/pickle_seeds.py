@@ -60,4 +60,39 @@ for name, zipped in (("zip", True), ("legacy", False)):
             pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
             with open(os.path.join(out, "pickle", "py-torch.pkl"), "wb") as f:
                 f.write(z.read(pkl))
+
+
+# What real projects torch.save besides tensors, read as inert records with
+# LoadOptions::inert_objects (issue 16): argparse.Namespace, NumPy scalars and arrays (big-endian,
+# Fortran order), sets, bytes, complex numbers, a dtype global, a whole module, and a payload
+# whose __reduce__ names os.system (never called: nothing here is unpickled by Python).
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+import argparse
+objects = {
+    "args": argparse.Namespace(lr=0.1, epochs=3, name="run", betas=(0.9, 0.999)),
+    "sets": [{1, 2}, frozenset({"a"})],
+    "raw": [b"\x00\xff", bytearray(b"ab"), complex(1.0, -2.0)],
+    "dtype": torch.float16,
+    "model": torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)),
+    "payload": Payload(),
+}
+try:
+    import numpy as np
+    objects["numpy"] = {
+        "f64": np.float64(1.5), "i32": np.int32(-7), "b": np.bool_(True),
+        "be": np.arange(6, dtype=">f4").reshape(2, 3),
+        "fortran": np.asfortranarray(np.arange(6, dtype=np.int64).reshape(2, 3)),
+    }
+except ImportError:
+    print("numpy not found: the objects seed has no NumPy values")
+path = os.path.join(out, "pt", "py-objects.pt")
+torch.save(objects, path)
+with zipfile.ZipFile(path) as z:
+    pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
+    with open(os.path.join(out, "pickle", "py-objects.pkl"), "wb") as f:
+        f.write(z.read(pkl))
 print("wrote", os.path.join(out, "pickle"), "and", os.path.join(out, "pt"))

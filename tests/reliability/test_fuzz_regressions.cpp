@@ -77,6 +77,37 @@ TEST_CASE("the fuzz targets load what they are given: a seed of each format load
   CHECK(sd.at(ckpt::KeyPath{"model", "0.weight"}).tensor().numel() == 6);
 }
 
+TEST_CASE("the .pt and pickle fuzzers reach inert records: the objects seed loads with inert_objects and is refused without", "[reliability][fuzz]") {
+  // py-objects.pt (tests/fuzz/pickle_seeds.py): a Namespace, NumPy values, sets, bytes, a module
+  // and an os.system payload. A pt mode without inert_objects stops at the first global; with it
+  // the module's tensors and the payload's record are reached.
+  const auto check_inert = [](const ckpt::StateDict& sd) {
+    CHECK(sd.at(ckpt::KeyPath{"model", "$state", "_modules", "0", "$state", "_parameters", "weight"}).tensor().numel() == 4);
+    CHECK(sd.at(ckpt::KeyPath{"payload"}).value().at("$class") == "posix.system");
+  };
+  const auto pt = bytes_of(fuzz_dir / "corpus" / "pt" / "py-objects.pt");
+  int inert_modes = 0;
+  for (const auto& o : ckpt_fuzz::pt_modes()) {
+    INFO("mmap " << o.mmap << " inert " << o.inert_objects);
+    const auto src = ckpt::io::Source::borrowed(pt, "py-objects.pt");
+    if (o.inert_objects) {
+      ++inert_modes;
+      check_inert(ckpt::load_as<ckpt::torch_format>(src, o));
+    } else {
+      CHECK_THROWS_AS(ckpt::load_as<ckpt::torch_format>(src, o), ckpt::format_error);
+    }
+  }
+  CHECK(inert_modes == 2);
+  const auto file = ckpt_fuzz::torch_zip_around(bytes_of(fuzz_dir / "corpus" / "pickle" / "py-objects.pkl"));
+  inert_modes = 0;
+  for (const auto& o : ckpt_fuzz::pickle_modes()) {
+    if (!o.inert_objects) continue;
+    ++inert_modes;
+    check_inert(ckpt::load_as<ckpt::torch_format>(ckpt::io::Source::borrowed(file, "py-objects.pkl"), o));
+  }
+  CHECK(inert_modes == 1);
+}
+
 TEST_CASE("fuzz finding (pt, legacy file): a float dict key beyond int64 is hashed without an undefined conversion", "[reliability][fuzz]") {
   // The unpickler merged a float key with an equal int key by casting it to int64 first; for
   // 2.4e35 that cast is undefined (UBSan: "outside the range of representable values"). This is

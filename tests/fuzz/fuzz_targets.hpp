@@ -108,7 +108,8 @@ inline void zip(std::span<const std::byte> in) {
 inline std::vector<std::byte> torch_zip_around(std::span<const std::byte> pickle) {
   std::map<std::string, std::uint64_t> storages;
   try {
-    ckpt::detail::torch_pickle::Hooks hooks;
+    // Inert, so that a pickle holding Python objects still names every storage inside them.
+    ckpt::detail::torch_pickle::Hooks hooks(false, /*inert=*/true);
     ckpt::detail::pickle::Unpickler u(pickle, "<fuzz input>", hooks);
     try {
       (void)u.load();

@@ -22,12 +22,6 @@ struct Leaves {
   }
 };
 
-json find_key(const json& list, const std::string& key) {
-  for (const auto& j : list)
-    if (j.at("key") == key) return j;
-  return nullptr;
-}
-
 }  // namespace
 
 TEST_CASE("formats --json lists every built-in backend") {

@@ -69,7 +69,7 @@ class OutputArchive {
 class InputArchive {
  public:
   InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
-  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()) {
+  explicit InputArchive(const io::Source& src, const LoadOptions& opts = {}) try : path_(src.path()) {
     const auto size = src.size();
     if (size > max_file_bytes) throw format_error("JSON checkpoint larger than " + std::to_string(max_file_bytes) + " bytes", path_, 0);
     std::string text(static_cast<std::size_t>(size), '\0');

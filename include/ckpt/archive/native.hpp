@@ -133,7 +133,7 @@ class OutputArchive {
 class InputArchive {
  public:
   InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
-  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), file_(src) {
+  explicit InputArchive(const io::Source& src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), file_(src) {
     size_ = file_.size();
     if (size_ < header_size + trailer_size) throw format_error("file too small for a .ckpt (" + std::to_string(size_) + " bytes)", path_, 0);
     std::array<std::byte, header_size> h{};

@@ -80,7 +80,7 @@ class OutputArchive {
 class InputArchive {
  public:
   InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
-  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()), file_(src) {
+  explicit InputArchive(const io::Source& src, const LoadOptions& opts = {}) try : path_(src.path()), file_(src) {
     const auto size = file_.size();
     h_ = detail::npy::parse_header([&](std::span<std::byte> d, std::uint64_t off) { file_.pread_all(d, off); }, size, path_);
     entries_.push_back(EntryInfo{KeyPath{}, h_.dtype, h_.shape, h_.nbytes, h_.nbytes, "raw"});
@@ -185,7 +185,7 @@ inline const detail::JsonShape& tree_doc_shape() {
 class InputArchive {
  public:
   InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
-  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), zip_(src) {
+  explicit InputArchive(const io::Source& src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), zip_(src) {
     std::unordered_map<std::string, std::size_t> index;
     const Value* tree_doc = nullptr;
     Value doc;

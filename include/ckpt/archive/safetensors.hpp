@@ -180,7 +180,7 @@ class OutputArchive : public Collector {
 class InputArchive {
  public:
   InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
-  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), file_(src) {
+  explicit InputArchive(const io::Source& src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), file_(src) {
     const auto size = file_.size();
     if (size < 8) throw rule("file shorter than the 8-byte header length", 0, "at least 8 bytes", std::to_string(size) + " bytes");
     std::array<std::byte, 8> nb{};

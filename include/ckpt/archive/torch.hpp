@@ -122,7 +122,7 @@ class OutputArchive {
 class InputArchive {
  public:
   InputArchive(const std::filesystem::path& path, const LoadOptions& opts = {}) : InputArchive(io::Source::file(path), opts) {}
-  explicit InputArchive(io::Source src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), source_(src) {
+  explicit InputArchive(const io::Source& src, const LoadOptions& opts = {}) try : path_(src.path()), opts_(opts), source_(src) {
     std::array<std::byte, 32> head{};
     file_size_ = source_.size();
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(head.size(), file_size_));

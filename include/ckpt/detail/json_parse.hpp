@@ -173,15 +173,21 @@ class JsonBuilder {
     if constexpr (requires { typename Json::object_t::Container; }) {  // ordered_json: a vector of members
       if (!lim_.reject_duplicates && !f.keys.insert(f.key).second) {
         for (auto& m : o)
-          if (m.first == f.key) out = &(m.second = std::move(v));
+          if (m.first == f.key) {
+            out = &(m.second = std::move(v));
+            break;
+          }
         return true;
       }
       auto& items = static_cast<typename Json::object_t::Container&>(o);
       items.emplace_back(f.key, std::move(v));
       out = &items.back().second;
     } else {
-      auto [it, fresh] = o.emplace(f.key, std::move(v));
-      if (!fresh) it->second = std::move(v);  // the last of equal keys wins, as in Json::parse
+      auto it = o.find(f.key);  // the last of equal keys wins, as in Json::parse
+      if (it != o.end())
+        it->second = std::move(v);
+      else
+        it = o.emplace(f.key, std::move(v)).first;
       out = &it->second;
     }
     return true;

@@ -1,0 +1,257 @@
+// ckpt/dist/load.hpp — loading a distributed checkpoint (docs/DISTRIBUTED.md) on any number of
+// ranks, in any chunking. `ChunkReader` fills a requested box of a saved tensor from the saved
+// chunks that intersect it: for each, the row-major runs of the intersection, the CRC blocks
+// holding them (adjacent ones read together, with positioned reads), each block verified, the
+// runs copied into place — nothing else of the file is read. `load(comm, dir, object)` asks for
+// what the object holds now (its state_dict(): a ShardedTensor's own chunks, a plain tensor
+// whole, values) and loads it into the object; `load_state` returns the StateDict instead;
+// `load_global(dir)` (no communicator) returns the whole checkpoint with global tensors.
+#pragma once
+
+#include <algorithm>   // std::min, std::max
+#include <cstddef>     // std::byte
+#include <cstdint>     // offsets
+#include <cstring>     // std::memcpy
+#include <filesystem>  // paths
+#include <optional>    // lazily opened files
+#include <string>      // keys
+#include <unordered_map>  // leaf path -> tensor index
+#include <utility>     // std::move
+#include <vector>      // runs, buffers
+
+#include "../concepts.hpp"         // Checkpointable, load_state_dict, rethrow_with_prefix
+#include "../detail/crc32.hpp"     // crc32, crc_hex, enforce_checksums
+#include "../detail/skeleton.hpp"  // build_from_skeleton
+#include "../io/file.hpp"          // File, read_file
+#include "comm.hpp"                // Communicator, collective_step
+#include "metadata.hpp"            // Metadata, parse_metadata
+#include "sharded.hpp"             // ShardedTensor
+
+namespace ckpt::dist {
+
+/// What the reads of a load did on this rank (for tests and benchmarks).
+struct LoadStats {
+  std::uint64_t bytes_read = 0;  ///< bytes read from data files
+  std::size_t reads = 0;         ///< positioned reads issued
+};
+
+/// Reads boxes of saved tensors out of a checkpoint directory's data files.
+class ChunkReader {
+ public:
+  /// Adjacent blocks of different runs are read together up to this many bytes at once.
+  static constexpr std::uint64_t max_merged_read = std::uint64_t{64} << 20;
+
+  ChunkReader(std::filesystem::path dir, const Metadata& meta, bool verify)
+      : dir_(std::move(dir)), meta_(meta), verify_(verify), files_(meta.files.size()) {}
+
+  /// Fill `dst`, the row-major bytes of box `want` of tensor `t`, from the saved chunks that
+  /// intersect it. (The saved chunks tile the tensor: parse_metadata checked.)
+  void read(const SavedTensor& t, const Box& want, std::byte* dst) {
+    const std::uint64_t es = element_size(t.dtype), block = meta_.crc_block_bytes;
+    struct Run { std::uint64_t src, dst, n; };
+    std::vector<Run> runs;
+    std::vector<std::byte> buf;
+    for (const auto& s : t.chunks) {
+      const auto part = intersect(s.box, want);
+      if (!part) continue;
+      runs.clear();
+      for_each_run(*part, s.box, want, [&](std::int64_t a, std::int64_t b, std::int64_t n) {
+        runs.push_back({static_cast<std::uint64_t>(a) * es, static_cast<std::uint64_t>(b) * es, static_cast<std::uint64_t>(n) * es});
+      });
+      if (runs.size() == 1 && runs[0].src == 0 && runs[0].n == s.nbytes) {  // the whole chunk, contiguous in dst
+        read_blocks(t, s, 0, s.nbytes, dst + runs[0].dst);
+        continue;
+      }
+      for (std::size_t i = 0; i < runs.size();) {
+        const std::uint64_t b0 = runs[i].src / block;
+        std::uint64_t b1 = (runs[i].src + runs[i].n - 1) / block;
+        std::size_t j = i + 1;
+        while (j < runs.size() && runs[j].src / block <= b1 + 1 && (b1 - b0 + 1) * block < max_merged_read) {
+          b1 = std::max(b1, (runs[j].src + runs[j].n - 1) / block);
+          ++j;
+        }
+        const std::uint64_t lo = b0 * block, hi = std::min((b1 + 1) * block, s.nbytes);
+        buf.resize(static_cast<std::size_t>(hi - lo));
+        read_blocks(t, s, lo, hi, buf.data());
+        for (; i < j; ++i) std::memcpy(dst + runs[i].dst, buf.data() + (runs[i].src - lo), static_cast<std::size_t>(runs[i].n));
+      }
+    }
+  }
+  /// The whole tensor `t`, read.
+  Tensor read_all(const SavedTensor& t) {
+    Tensor out = Tensor::empty(t.dtype, t.shape);
+    read(t, Box{Shape(t.shape.size(), 0), t.shape}, out.mutable_data());
+    return out;
+  }
+  const LoadStats& stats() const noexcept { return stats_; }
+
+ private:
+  /// Read bytes [lo, hi) of chunk `s` (lo on a block boundary, hi on one or the chunk's end) into
+  /// `out` and verify each block's CRC-32.
+  void read_blocks(const SavedTensor& t, const SavedChunk& s, std::uint64_t lo, std::uint64_t hi, std::byte* out) {
+    if (hi == lo) return;
+    const io::File& f = file(s.file);
+    f.pread_all({out, static_cast<std::size_t>(hi - lo)}, s.offset + lo);
+    stats_.bytes_read += hi - lo;
+    ++stats_.reads;
+    if (!verify_) return;
+    const std::uint64_t block = meta_.crc_block_bytes;
+    for (std::uint64_t at = lo; at < hi; at += block) {
+      const auto n = static_cast<std::size_t>(std::min(block, hi - at));
+      const std::uint32_t got = ckpt::detail::crc32({out + (at - lo), n}), want = s.crc32[at / block];
+      if (got != want && ckpt::detail::enforce_checksums)
+        throw corrupt_error("checksum mismatch in chunk " + box_string(s.box) + " at bytes " + std::to_string(s.offset + at) + "+" + std::to_string(n),
+                            f.path(), t.key, ckpt::detail::crc_hex(want), ckpt::detail::crc_hex(got));
+    }
+  }
+  const io::File& file(std::size_t i) {
+    if (!files_[i]) {
+      const auto p = dir_ / meta_.files[i].name;
+      io::File f = io::File::open_read(p);
+      if (f.size() < meta_.files[i].size)
+        throw format_error("data file shorter than the metadata says", p.string(), format_error::no_offset, {}, std::to_string(meta_.files[i].size) + " bytes", std::to_string(f.size()) + " bytes");
+      files_[i].emplace(std::move(f));
+    }
+    return *files_[i];
+  }
+
+  std::filesystem::path dir_;
+  const Metadata& meta_;
+  bool verify_;
+  std::vector<std::optional<io::File>> files_;
+  LoadStats stats_;
+};
+
+/// Read and check `dir`'s metadata.json on this process.
+inline Metadata read_metadata(const std::filesystem::path& dir, const LoadOptions& opts = {}) {
+  const auto p = dir / metadata_name;
+  const auto bytes = io::read_file(p);
+  return parse_metadata(to_string(bytes), p.string(), opts.strict);
+}
+
+namespace detail_load {
+/// The saved tree with placeholder tensors, and each tensor leaf's index in meta.tensors.
+struct SavedTree {
+  StateDict tree;
+  std::unordered_map<std::string, std::size_t> index;  // escaped leaf path -> tensor
+};
+inline SavedTree saved_tree(const Metadata& m, const std::string& file) {
+  SavedTree s;
+  s.tree = ckpt::detail::build_from_skeleton(m.tree, [&](std::size_t i, const KeyPath& p) { s.index[p.str()] = i; return Tensor(); }, m.tensors.size(), file);
+  return s;
+}
+
+/// Fill `req` (what this rank asks for) from the checkpoint; leaves of the checkpoint the request
+/// does not name go to `unexpected`, requested keys it lacks are left out.
+struct Filler {
+  const Metadata& meta;
+  const SavedTree& saved;
+  ChunkReader& reader;
+  std::string file;
+  std::vector<std::string> unexpected;
+
+  StateDict fill(const StateDict& req, const StateDict& have, const KeyPath& p) {
+    const auto it = have.is_tensor() ? saved.index.find(p.str()) : saved.index.end();
+    if (ShardedTensor::is_marker(req)) {
+      if (it == saved.index.end()) return have;  // not a tensor there: the object's load says so
+      ShardedTensor want;
+      try {
+        want = ShardedTensor::from_state_dict(req);
+      } catch (const mismatch_error& e) {
+        rethrow_with_prefix(e, p);
+      }
+      const SavedTensor& st = meta.tensors[it->second];
+      if (want.dtype() != st.dtype) throw mismatch_error("dtype mismatch", p.str(), std::string(name(want.dtype())), std::string(name(st.dtype)), file);
+      if (want.global_shape() != st.shape) throw mismatch_error("global shape mismatch", p.str(), shape_string(want.global_shape()), shape_string(st.shape), file);
+      ShardedTensor got(st.dtype, st.shape);
+      for (const auto& c : want.chunks()) {
+        Tensor t = Tensor::empty(st.dtype, c.data.shape());
+        reader.read(st, c.box(), t.mutable_data());
+        got.add_chunk({c.offsets, std::move(t)});
+      }
+      return got.state_dict();
+    }
+    if (req.is_tensor() && it != saved.index.end()) return reader.read_all(meta.tensors[it->second]);
+    if (!req.is_dict() || !have.is_dict()) return have;
+    StateDict out = StateDict::dict(have.container());
+    for (const auto& child : have.items()) {
+      if (const StateDict* r = req.find_key(child.key)) {
+        out.set(child.key, fill(*r, child.value, p / child.key));
+        continue;
+      }
+      for (const auto& [lp, leaf] : child.value.flatten()) unexpected.push_back((p / child.key / lp).str());
+      if (child.value.is_dict() && child.value.empty()) unexpected.push_back((p / child.key).str());
+    }
+    return out;
+  }
+};
+
+/// The metadata, read by the coordinator and broadcast (one read of the file, not one per rank).
+template <Communicator C>
+Metadata collective_metadata(C& comm, const std::filesystem::path& dir, const LoadOptions& opts) {
+  const std::string path = dir.string();
+  Bytes text;
+  collective_step(comm, path, [&] {
+    if (comm.rank() == 0) text = io::read_file(dir / metadata_name);
+  });
+  comm.broadcast(text, 0);
+  Metadata m;
+  collective_step(comm, path, [&] { m = parse_metadata(to_string(text), (dir / metadata_name).string(), opts.strict); });
+  return m;
+}
+
+template <Communicator C, class Use>
+void load_request(C& comm, const std::filesystem::path& dir, const StateDict& request, const LoadOptions& opts, LoadStats* stats, Use&& use) {
+  const Metadata meta = collective_metadata(comm, dir, opts);
+  collective_step(comm, dir.string(), [&] {
+    const std::string file = (dir / metadata_name).string();
+    const SavedTree saved = saved_tree(meta, file);
+    ChunkReader reader(dir, meta, opts.verify_checksums());
+    Filler f{meta, saved, reader, dir.string(), {}};
+    StateDict got = f.fill(request, saved.tree, {});
+    if (stats) *stats = reader.stats();
+    use(std::move(got), std::move(f.unexpected));
+  });
+}
+}  // namespace detail_load
+
+/// Load, on every rank of `comm` (collectively), what `request` asks for: for a ShardedTensor
+/// node, its chunks (offsets and shapes as in the request, any chunking); for a tensor, the whole
+/// global tensor; for a value, the value. Keys the checkpoint lacks are left out. Failures throw
+/// on every rank (collective_step). `stats`, when given, receives this rank's read counts.
+template <Communicator C>
+StateDict load_state(C& comm, const std::filesystem::path& dir, const StateDict& request, const LoadOptions& opts = {}, LoadStats* stats = nullptr) {
+  StateDict out;
+  detail_load::load_request(comm, dir, request, opts, stats, [&](StateDict got, std::vector<std::string>) { out = std::move(got); });
+  return out;
+}
+
+/// Load into `object` what its state_dict() holds now (a resharding load: its ShardedTensors'
+/// chunks may differ from the saved ones, and the number of ranks too). As ckpt::load_into:
+/// strict (default) raises key_error for missing or unexpected keys, a mismatch raises
+/// mismatch_error naming the key; here on every rank when it happens on one.
+template <Communicator C, Checkpointable T>
+LoadReport load(C& comm, const std::filesystem::path& dir, T& object, const LoadOptions& opts = {}) {
+  LoadReport report;
+  detail_load::load_request(comm, dir, to_state_dict(object), opts, nullptr, [&](StateDict got, std::vector<std::string> unexpected) {
+    try {
+      report = load_state_dict(object, got, opts);
+    } catch (const mismatch_error& e) {
+      throw mismatch_error(e.reason(), e.key(), e.expected(), e.got(), dir.string());
+    }
+    report.unexpected.insert(report.unexpected.end(), unexpected.begin(), unexpected.end());
+    if (opts.strict && (!report.missing.empty() || !report.unexpected.empty()))
+      throw key_error("state dict does not match the object (" + report.summary() + ")", dir.string());
+  });
+  return report;
+}
+
+/// The whole distributed checkpoint at `dir` as one StateDict of global tensors, read by this
+/// process alone (no communicator): a single-process load, or a converter's input.
+inline StateDict load_global(const std::filesystem::path& dir, const LoadOptions& opts = {}) {
+  const Metadata meta = read_metadata(dir, opts);
+  ChunkReader reader(dir, meta, opts.verify_checksums());
+  return ckpt::detail::build_from_skeleton(meta.tree, [&](std::size_t i, const KeyPath&) { return reader.read_all(meta.tensors[i]); }, meta.tensors.size(), (dir / metadata_name).string());
+}
+
+}  // namespace ckpt::dist

@@ -3,3 +3,36 @@
 # only when find_package(MPI) finds it (Debian: libopenmpi-dev openmpi-bin), and say so; with
 # CKPT_REQUIRE_INTEROP (CI=true) a missing MPI is a configure error.
 ckpt_add_test(dist.unit dist/test_dist.cpp dist/test_dist_files.cpp)
+
+# ---- MPI: real processes under mpiexec (OpenMPI as root needs the two ALLOW variables; more
+# ranks than cores need --oversubscribe). A handful of runs: one run of 4 ranks saves with
+# N = 1..4 (the first N ranks), a separate run loads each with M = 1..4; a world of 3 saves and
+# one of 2 loads; a world of 3 sees a rank fail.
+# The C API through the C++ compiler (the project enables only CXX); MPI's deprecated C++
+# bindings (libmpi_cxx, gone in OpenMPI 5) are not needed.
+set(MPI_CXX_SKIP_MPICXX ON)
+find_package(MPI COMPONENTS CXX QUIET)
+ckpt_interop_report(mpi "${MPI_CXX_FOUND}" "MPI (Debian: libopenmpi-dev openmpi-bin)" "MPI ${MPI_CXX_VERSION}, ${MPIEXEC_EXECUTABLE}")
+if(MPI_CXX_FOUND)
+  add_executable(dist_mpi_tool dist/dist_mpi_tool.cpp)
+  target_link_libraries(dist_mpi_tool PRIVATE ckpt::ckpt ckpt_project_flags MPI::MPI_CXX)
+  target_include_directories(dist_mpi_tool PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
+  set(_dist_out ${CMAKE_CURRENT_BINARY_DIR}/dist-mpi)
+  # ckpt_dist_mpi_test(<name> <ranks> <expect> <mode> <dir>)
+  function(ckpt_dist_mpi_test name ranks expect mode dir)
+    ckpt_add_checked_test(NAME dist.mpi.${name} EXPECT "${expect}"
+             COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ranks} --oversubscribe ${MPIEXEC_PREFLAGS}
+                     $<TARGET_FILE:dist_mpi_tool> ${MPIEXEC_POSTFLAGS} ${mode} ${dir})
+    set_tests_properties(dist.mpi.${name} PROPERTIES TIMEOUT 300 LABELS mpi
+             ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
+  endfunction()
+  ckpt_dist_mpi_test(matrix_save 4 "dist matrix saved with N = 1\\.\\.4: ok" matrix-save ${_dist_out}/matrix)
+  ckpt_dist_mpi_test(matrix_load 4 "dist matrix loaded 16 \\(N, M\\) pairs: ok" matrix-load ${_dist_out}/matrix)
+  set_tests_properties(dist.mpi.matrix_save PROPERTIES FIXTURES_SETUP dist_matrix)
+  set_tests_properties(dist.mpi.matrix_load PROPERTIES FIXTURES_REQUIRED dist_matrix)
+  ckpt_dist_mpi_test(save_3 3 "dist saved on 3 ranks: ok" save ${_dist_out}/world)
+  ckpt_dist_mpi_test(load_2 2 "dist loaded on 2 ranks: ok" load ${_dist_out}/world)
+  set_tests_properties(dist.mpi.save_3 PROPERTIES FIXTURES_SETUP dist_world)
+  set_tests_properties(dist.mpi.load_2 PROPERTIES FIXTURES_REQUIRED dist_world)
+  ckpt_dist_mpi_test(fault 3 "dist faults on 3 ranks: ok" fault ${_dist_out}/fault)
+endif()

@@ -116,7 +116,7 @@ void save(C& comm, const std::filesystem::path& dir, const StateDict& state, con
         plan.meta.tensors[t].chunks[c].crc32 = list[i].get<std::vector<std::uint32_t>>();
       }
     }
-    const std::string text = to_json(plan.meta).dump(1) + "\n";
+    const std::string text = to_json(plan.meta).dump() + "\n";
     tmp->write_file(std::string(metadata_name), std::as_bytes(std::span(text)));
     tmp->commit();
   });

@@ -77,7 +77,7 @@ TEST_CASE("box: for_each_run maps every element as the element-by-element refere
   }
 }
 
-TEST_CASE("tiling: exact tilings pass; overlaps, gaps and chunks outside are named", "[dist]") {
+TEST_CASE("tiling: exact tilings pass, overlaps, gaps and chunks outside are named", "[dist]") {
   const Shape g{4, 6};
   CHECK_FALSE(tiling_problem(g, {split_box(g, 0, 0, 2), split_box(g, 0, 1, 2)}));
   CHECK_FALSE(tiling_problem(g, {Box{{0, 0}, {4, 2}}, Box{{0, 2}, {2, 4}}, Box{{2, 2}, {2, 4}}, Box{{1, 1}, {0, 3}}}));
@@ -184,7 +184,7 @@ struct BiasOnly {
 CKPT_FIELDS(BiasOnly, bias, step)
 }  // namespace
 
-TEST_CASE("ShardedTensor: a Checkpointable member; its node round-trips through ckpt::save", "[dist]") {
+TEST_CASE("ShardedTensor: a Checkpointable member, its node round-trips through ckpt::save", "[dist]") {
   ckpt_test::TempDir dir;
   const Shape g{4, 3};
   Layer a{ShardedTensor(DType::f32, g), ckpt_test::random_tensor(DType::f32, {3}, 1), 5};
@@ -265,4 +265,35 @@ TEST_CASE("load(comm, dir, object): a Checkpointable with ShardedTensors, report
   const LoadReport r = load(one, dir / "ck", c, lenient);
   CHECK(r.unexpected == std::vector<std::string>{"weight"});
   CHECK(c.bias == a.bias);
+}
+
+namespace {
+/// A communicator of a user's own engine, here one where rank 1 of 2 always fails: shows the
+/// concept is pluggable and how collective_step reports another rank's failure.
+struct OtherRankFails {
+  int rank() const { return 0; }
+  int size() const { return 2; }
+  void barrier() {}
+  void broadcast(Bytes&, int) {}
+  std::vector<Bytes> gather(std::span<const std::byte> in, int) { return {Bytes(in.begin(), in.end()), {}}; }
+  std::vector<Bytes> allgather(std::span<const std::byte> in) { return gather(in, 0); }
+  Status all_reduce_status(const Status& mine) { return mine.ok() ? Status{1, "ckpt: cannot write in '/d/x.bin'"} : mine; }
+};
+static_assert(Communicator<OtherRankFails>);
+}  // namespace
+
+TEST_CASE("collective_step: another rank's failure is a rank_error with its rank and message", "[dist]") {
+  OtherRankFails comm;
+  bool ran = false;
+  try {
+    collective_step(comm, "/d", [&] { ran = true; });
+    FAIL("no error");
+  } catch (const rank_error& e) {
+    CHECK(ran);
+    CHECK(e.rank() == 1);
+    CHECK(e.path() == "/d");
+    CHECK(std::string(e.what()) == "ckpt: rank 1 failed: cannot write in '/d/x.bin' in '/d'");
+  }
+  // The lowest failing rank's own exception stays what it was (here rank 0 fails first).
+  CHECK_THROWS_AS(collective_step(comm, "/d", [] { throw key_error("boom"); }), key_error);
 }

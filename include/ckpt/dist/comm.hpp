@@ -64,8 +64,12 @@ static_assert(Communicator<SingleProcess>);
 /// rank: carries that rank's number and its error message.
 class rank_error : public error {
  public:
-  rank_error(int rank, const std::string& message, std::string path)
-      : error("rank " + std::to_string(rank) + " failed: " + strip(message), std::move(path)), rank_(rank) {}
+  /// "ckpt: rank 1 failed: <its message without "ckpt: ">", naming `path` unless the message does.
+  rank_error(int rank, const std::string& message, const std::string& path)
+      : error(raw_message{}, "ckpt: rank " + std::to_string(rank) + " failed: " + strip(message) +
+                                 (path.empty() || message.find("'" + path + "'") != std::string::npos ? "" : " in '" + path + "'"),
+              path),
+        rank_(rank) {}
   /// The rank that failed.
   int rank() const noexcept { return rank_; }
 

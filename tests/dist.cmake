@@ -24,7 +24,7 @@ if(MPI_CXX_FOUND)
              COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ranks} --oversubscribe ${MPIEXEC_PREFLAGS}
                      $<TARGET_FILE:dist_mpi_tool> ${MPIEXEC_POSTFLAGS} ${mode} ${dir})
     set_tests_properties(dist.mpi.${name} PROPERTIES TIMEOUT 300 LABELS mpi
-             ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
+             ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
   endfunction()
   ckpt_dist_mpi_test(matrix_save 4 "dist matrix saved with N = 1\\.\\.4: ok" matrix-save ${_dist_out}/matrix)
   ckpt_dist_mpi_test(matrix_load 4 "dist matrix loaded 16 \\(N, M\\) pairs: ok" matrix-load ${_dist_out}/matrix)
@@ -35,4 +35,20 @@ if(MPI_CXX_FOUND)
   set_tests_properties(dist.mpi.save_3 PROPERTIES FIXTURES_SETUP dist_world)
   set_tests_properties(dist.mpi.load_2 PROPERTIES FIXTURES_REQUIRED dist_world)
   ckpt_dist_mpi_test(fault 3 "dist faults on 3 ranks: ok" fault ${_dist_out}/fault)
+
+  # The README's example, compiled and run on 2 ranks.
+  file(READ ${PROJECT_SOURCE_DIR}/README.md _readme)
+  string(REGEX MATCH "<!-- snippet: readme_dist -->[\r\n]+```cpp[\r\n]+(.*)```[\r\n]+<!-- end readme_dist -->" _m "${_readme}")
+  if(NOT CMAKE_MATCH_1)
+    message(FATAL_ERROR "README.md lost its marked snippet (<!-- snippet: readme_dist -->)")
+  endif()
+  file(GENERATE OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/readme_dist.cpp CONTENT "${CMAKE_MATCH_1}")
+  add_executable(readme_dist ${CMAKE_CURRENT_BINARY_DIR}/readme_dist.cpp)
+  target_link_libraries(readme_dist PRIVATE ckpt::ckpt ckpt_project_flags MPI::MPI_CXX)
+  file(MAKE_DIRECTORY ${_dist_out}/readme)
+  ckpt_add_checked_test(NAME readme.dist_snippet EXPECT "resharded: epoch 3, global \\[8, 4\\], row 7 from rank 1"
+           WORKING_DIRECTORY ${_dist_out}/readme
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 --oversubscribe ${MPIEXEC_PREFLAGS} $<TARGET_FILE:readme_dist> ${MPIEXEC_POSTFLAGS})
+  set_tests_properties(readme.dist_snippet PROPERTIES TIMEOUT 300 LABELS mpi
+           ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
 endif()

@@ -18,13 +18,14 @@ if(MPI_CXX_FOUND)
   target_link_libraries(dist_mpi_tool PRIVATE ckpt::ckpt ckpt_project_flags MPI::MPI_CXX)
   target_include_directories(dist_mpi_tool PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
   set(_dist_out ${CMAKE_CURRENT_BINARY_DIR}/dist-mpi)
+  set(_dist_mpi_env "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
   # ckpt_dist_mpi_test(<name> <ranks> <expect> <mode> <dir>)
   function(ckpt_dist_mpi_test name ranks expect mode dir)
     ckpt_add_checked_test(NAME dist.mpi.${name} EXPECT "${expect}"
              COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ranks} --oversubscribe ${MPIEXEC_PREFLAGS}
                      $<TARGET_FILE:dist_mpi_tool> ${MPIEXEC_POSTFLAGS} ${mode} ${dir})
     set_tests_properties(dist.mpi.${name} PROPERTIES TIMEOUT 300 LABELS mpi
-             ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+             ENVIRONMENT "${_dist_mpi_env}")
   endfunction()
   ckpt_dist_mpi_test(matrix_save 4 "dist matrix saved with N = 1\\.\\.4: ok" matrix-save ${_dist_out}/matrix)
   ckpt_dist_mpi_test(matrix_load 4 "dist matrix loaded 16 \\(N, M\\) pairs: ok" matrix-load ${_dist_out}/matrix)
@@ -37,12 +38,7 @@ if(MPI_CXX_FOUND)
   ckpt_dist_mpi_test(fault 3 "dist faults on 3 ranks: ok" fault ${_dist_out}/fault)
 
   # The README's example, compiled and run on 2 ranks.
-  file(READ ${PROJECT_SOURCE_DIR}/README.md _readme)
-  string(REGEX MATCH "<!-- snippet: readme_dist -->[\r\n]+```cpp[\r\n]+(.*)```[\r\n]+<!-- end readme_dist -->" _m "${_readme}")
-  if(NOT CMAKE_MATCH_1)
-    message(FATAL_ERROR "README.md lost its marked snippet (<!-- snippet: readme_dist -->)")
-  endif()
-  file(GENERATE OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/readme_dist.cpp CONTENT "${CMAKE_MATCH_1}")
+  ckpt_readme_snippet(readme_dist cpp ${CMAKE_CURRENT_BINARY_DIR}/readme_dist.cpp)
   add_executable(readme_dist ${CMAKE_CURRENT_BINARY_DIR}/readme_dist.cpp)
   target_link_libraries(readme_dist PRIVATE ckpt::ckpt ckpt_project_flags MPI::MPI_CXX)
   file(MAKE_DIRECTORY ${_dist_out}/readme)
@@ -50,5 +46,5 @@ if(MPI_CXX_FOUND)
            WORKING_DIRECTORY ${_dist_out}/readme
            COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 --oversubscribe ${MPIEXEC_PREFLAGS} $<TARGET_FILE:readme_dist> ${MPIEXEC_POSTFLAGS})
   set_tests_properties(readme.dist_snippet PROPERTIES TIMEOUT 300 LABELS mpi
-           ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+           ENVIRONMENT "${_dist_mpi_env}")
 endif()

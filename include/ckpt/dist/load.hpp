@@ -210,7 +210,7 @@ void load_request(C& comm, const std::filesystem::path& dir, const StateDict& re
     Filler f{meta, saved, reader, dir.string(), {}};
     StateDict got = f.fill(request, saved.tree, {});
     if (stats) *stats = reader.stats();
-    use(std::move(got), std::move(f.unexpected));
+    use(got, f.unexpected);
   });
 }
 }  // namespace detail_load
@@ -222,7 +222,7 @@ void load_request(C& comm, const std::filesystem::path& dir, const StateDict& re
 template <Communicator C>
 StateDict load_state(C& comm, const std::filesystem::path& dir, const StateDict& request, const LoadOptions& opts = {}, LoadStats* stats = nullptr) {
   StateDict out;
-  detail_load::load_request(comm, dir, request, opts, stats, [&](StateDict got, std::vector<std::string>) { out = std::move(got); });
+  detail_load::load_request(comm, dir, request, opts, stats, [&](StateDict& got, std::vector<std::string>&) { out = std::move(got); });
   return out;
 }
 
@@ -233,7 +233,9 @@ StateDict load_state(C& comm, const std::filesystem::path& dir, const StateDict&
 template <Communicator C, Checkpointable T>
 LoadReport load(C& comm, const std::filesystem::path& dir, T& object, const LoadOptions& opts = {}) {
   LoadReport report;
-  detail_load::load_request(comm, dir, to_state_dict(object), opts, nullptr, [&](StateDict got, std::vector<std::string> unexpected) {
+  StateDict request;
+  collective_step(comm, dir.string(), [&] { request = to_state_dict(object); });  // a throwing state_dict() fails every rank
+  detail_load::load_request(comm, dir, request, opts, nullptr, [&](const StateDict& got, const std::vector<std::string>& unexpected) {
     try {
       report = load_state_dict(object, got, opts);
     } catch (const mismatch_error& e) {

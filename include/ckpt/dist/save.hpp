@@ -83,6 +83,7 @@ void save(C& comm, const std::filesystem::path& dir, const StateDict& state, con
   collective_step(comm, path, [&] {
     if (!coordinator) return;
     std::vector<Value> all;
+    all.reserve(described.size());
     for (const auto& d : described) all.push_back(unpack(d));
     plan = make_plan(all, local.tree, opts.crc_block_bytes, path);
     tmp.emplace(dir, opts.fsync);
@@ -126,7 +127,9 @@ void save(C& comm, const std::filesystem::path& dir, const StateDict& state, con
 template <Communicator C, Checkpointable T>
   requires(!std::is_same_v<T, StateDict>)
 void save(C& comm, const std::filesystem::path& dir, const T& object, const SaveOptions& opts = {}) {
-  save(comm, dir, to_state_dict(object), opts);
+  StateDict state;
+  collective_step(comm, dir.string(), [&] { state = to_state_dict(object); });  // a throwing state_dict() fails every rank
+  save(comm, dir, state, opts);
 }
 
 }  // namespace ckpt::dist

@@ -5,7 +5,8 @@
 //                      layout 1 and check every value bit for bit (a separate run from the save)
 //   save DIR / load DIR   the same with the whole world (N = size of that run)
 //   fault DIR          rank 1 fails during its write: every rank gets rank 1's error, nothing new
-//                      is visible, the previous checkpoint is intact; then a plan error (a gap)
+//                      is visible, the previous checkpoint is intact; then the coordinator's
+//                      commit fails, then a plan error (a gap)
 // Prints one summary line on rank 0; the exit status is non-zero when any rank found a problem.
 #include <mpi.h>
 
@@ -82,6 +83,25 @@ void fault(const fs::path& dir) {
   comm.barrier();
   if (has_temporary(dir.parent_path())) problem("a temporary is left");
   if (auto bad = cases::check_global(ckpt::dist::load_global(dir)); !bad.empty()) problem("previous checkpoint damaged: " + bad);
+
+  // The coordinator cannot publish the directory (its rename or exchange fails): every rank
+  // gets rank 0's error, the previous checkpoint stays.
+  if (comm.rank() == 0)
+    ckpt::io::sync_fault_hook() = [](ckpt::io::SyncStep s, const std::string&) {
+      return s == ckpt::io::SyncStep::rename || s == ckpt::io::SyncStep::exchange ? ENOSPC : 0;
+    };
+  try {
+    ckpt::dist::save(comm, dir, after);
+    problem("the save with a failing commit succeeded");
+  } catch (const ckpt::error& e) {
+    const std::string m = e.what();
+    if (m.find("No space left on device") == std::string::npos || (comm.rank() != 0 && m.find("rank 0 failed") == std::string::npos))
+      problem("commit error without rank 0's message: " + m);
+  }
+  ckpt::io::sync_fault_hook() = nullptr;
+  comm.barrier();
+  if (has_temporary(dir.parent_path())) problem("a temporary is left after a failed commit");
+  if (ckpt::dist::load_global(dir).at("step").value() != 42) problem("previous checkpoint replaced by a failed commit");
 
   // A plan error: the last rank leaves out its rows of "w".
   StateDict gap = cases::state(0, {comm.rank()}, comm.size());

@@ -129,13 +129,24 @@ inline std::optional<std::string> tiling_problem(const Shape& global, const std:
     if (auto why = box_outside(b, global)) return why;
     if (!b.empty()) live.push_back(&b);
   }
-  // Overlaps: sweep along dimension 0, comparing each chunk with those still open there.
-  std::sort(live.begin(), live.end(), [](const Box* a, const Box* b) { return a->offsets < b->offsets; });
+  // Overlaps: sweep along the dimension where the chunks start at the most places (rows for a
+  // row split, columns for a column split), comparing each chunk with those still open there.
+  std::size_t sweep = 0, most = 0;
+  for (std::size_t j = 0; j < global.size(); ++j) {
+    std::vector<std::int64_t> starts;
+    for (const Box* b : live) starts.push_back(b->offsets[j]);
+    std::sort(starts.begin(), starts.end());
+    const auto distinct = static_cast<std::size_t>(std::unique(starts.begin(), starts.end()) - starts.begin());
+    if (distinct > most) most = distinct, sweep = j;
+  }
+  std::sort(live.begin(), live.end(), [&](const Box* a, const Box* b) {
+    return global.empty() ? false : a->offsets[sweep] < b->offsets[sweep];
+  });
   std::vector<const Box*> open;
   std::int64_t covered = 0;
   for (const Box* b : live) {
     if (!global.empty())
-      std::erase_if(open, [&](const Box* o) { return o->offsets[0] + o->shape[0] <= b->offsets[0]; });
+      std::erase_if(open, [&](const Box* o) { return o->offsets[sweep] + o->shape[sweep] <= b->offsets[sweep]; });
     for (const Box* o : open)
       if (auto x = intersect(*o, *b))
         return "chunk " + box_string(*o) + " overlaps chunk " + box_string(*b) + " in " + box_string(*x);

@@ -13,6 +13,7 @@
 #include <cstdint>     // offsets
 #include <cstring>     // std::memcpy
 #include <filesystem>  // paths
+#include <functional>  // opening data files
 #include <optional>    // lazily opened files
 #include <string>      // keys
 #include <unordered_map>  // leaf path -> tensor index
@@ -22,7 +23,8 @@
 #include "../concepts.hpp"         // Checkpointable, load_state_dict, rethrow_with_prefix
 #include "../detail/crc32.hpp"     // crc32, crc_hex, enforce_checksums
 #include "../detail/skeleton.hpp"  // build_from_skeleton
-#include "../io/file.hpp"          // File, read_file
+#include "../io/file.hpp"          // read_file
+#include "../io/source.hpp"        // Source: a data file, or bytes in memory
 #include "comm.hpp"                // Communicator, collective_step
 #include "metadata.hpp"            // Metadata, parse_metadata
 #include "sharded.hpp"             // ShardedTensor
@@ -41,8 +43,15 @@ class ChunkReader {
   /// Adjacent blocks of different runs are read together up to this many bytes at once.
   static constexpr std::uint64_t max_merged_read = std::uint64_t{64} << 20;
 
-  ChunkReader(std::filesystem::path dir, const Metadata& meta, bool verify)
-      : dir_(std::move(dir)), meta_(meta), verify_(verify), files_(meta.files.size()) {}
+  /// Opens data file i (meta.files[i]) as a Source: a file, or bytes in memory.
+  using Opener = std::function<io::Source(std::size_t)>;
+
+  /// Reads the data files of the checkpoint directory `dir`.
+  ChunkReader(const std::filesystem::path& dir, const Metadata& meta, bool verify)
+      : ChunkReader(meta, verify, [dir, &meta](std::size_t i) { return io::Source::file(dir / meta.files[i].name); }) {}
+  /// Reads data files that `open` provides (a test or a fuzzer: bytes in memory).
+  ChunkReader(const Metadata& meta, bool verify, Opener open)
+      : meta_(meta), verify_(verify), open_(std::move(open)), files_(meta.files.size()) {}
 
   /// Fill `dst`, the row-major bytes of box `want` of tensor `t`, from the saved chunks that
   /// intersect it. (The saved chunks tile the tensor: parse_metadata checked.)
@@ -90,7 +99,7 @@ class ChunkReader {
   /// `out` and verify each block's CRC-32.
   void read_blocks(const SavedTensor& t, const SavedChunk& s, std::uint64_t lo, std::uint64_t hi, std::byte* out) {
     if (hi == lo) return;
-    const io::File& f = file(s.file);
+    const io::Source& f = file(s.file);
     f.pread_all({out, static_cast<std::size_t>(hi - lo)}, s.offset + lo);
     stats_.bytes_read += hi - lo;
     ++stats_.reads;
@@ -104,21 +113,20 @@ class ChunkReader {
                             f.path(), t.key, ckpt::detail::crc_hex(want), ckpt::detail::crc_hex(got));
     }
   }
-  const io::File& file(std::size_t i) {
+  const io::Source& file(std::size_t i) {
     if (!files_[i]) {
-      const auto p = dir_ / meta_.files[i].name;
-      io::File f = io::File::open_read(p);
+      io::Source f = open_(i);
       if (f.size() < meta_.files[i].size)
-        throw format_error("data file shorter than the metadata says", p.string(), format_error::no_offset, {}, std::to_string(meta_.files[i].size) + " bytes", std::to_string(f.size()) + " bytes");
+        throw format_error("data file shorter than the metadata says", f.path(), format_error::no_offset, {}, std::to_string(meta_.files[i].size) + " bytes", std::to_string(f.size()) + " bytes");
       files_[i].emplace(std::move(f));
     }
     return *files_[i];
   }
 
-  std::filesystem::path dir_;
   const Metadata& meta_;
   bool verify_;
-  std::vector<std::optional<io::File>> files_;
+  Opener open_;
+  std::vector<std::optional<io::Source>> files_;
   LoadStats stats_;
 };
 

@@ -3,7 +3,8 @@
 //   matrix-save BASE   for N = 1..size: the first N ranks save layout 0 into BASE/n<N>
 //   matrix-load BASE   for N = 1..size and M = 1..size: the first M ranks load BASE/n<N> in
 //                      layout 1 and check every value bit for bit (a separate run from the save)
-//   save DIR / load DIR   the same with the whole world (N = size of that run)
+//   save DIR / load DIR   the same with the whole world (N = size of that run); the load also
+//                      takes its slices of a single-file checkpoint of the global state
 //   fault DIR          rank 1 fails during its write: every rank gets rank 1's error, nothing new
 //                      is visible, the previous checkpoint is intact; then the coordinator's
 //                      commit fails, then a plan error (a gap)
@@ -152,9 +153,11 @@ int main(int argc, char** argv) {
       summary = "dist matrix loaded " + std::to_string(combos) + " (N, M) pairs";
     } else if (mode == "save") {
       save_with(MPI_COMM_WORLD, path / "ck");
+      if (world_rank == 0) ckpt::save(path / "single.ckpt", cases::global_state());  // for a load onto N ranks
       summary = "dist saved on " + std::to_string(world_size) + " ranks";
     } else if (mode == "load") {
       load_and_check(MPI_COMM_WORLD, path / "ck", "M=" + std::to_string(world_size));
+      load_and_check(MPI_COMM_WORLD, path / "single.ckpt", "single file onto M=" + std::to_string(world_size));
       if (world_rank == 0)
         if (auto bad = cases::check_global(ckpt::dist::load_global(path / "ck")); !bad.empty()) problem("load_global: " + bad);
       summary = "dist loaded on " + std::to_string(world_size) + " ranks";

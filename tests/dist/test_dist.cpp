@@ -218,6 +218,26 @@ TEST_CASE("SingleProcess: a save of N virtual ranks loads in any other chunking,
   }
 }
 
+TEST_CASE("a single-file checkpoint loads onto M virtual ranks in any chunking", "[dist]") {
+  ckpt_test::TempDir dir;
+  SingleProcess one;
+  for (const char* name : {"g.ckpt", "g.safetensors"}) {
+    ckpt::save(dir / name, cases::global_state());
+    for (int m : {1, 3}) {
+      INFO(name << " M=" << m);
+      const StateDict got = load_state(one, dir / name, cases::state(1, cases::all_ranks(m), m, true));
+      CHECK(cases::check_loaded(got, 1, cases::all_ranks(m), m) == "");
+    }
+  }
+  // A sharded node saved in a single file must tile its tensor too.
+  StateDict bad;
+  bad["w"] = ShardedTensor(DType::f32, {4}, {Chunk{{0}, Tensor(DType::f32, {2})}}).state_dict();
+  ckpt::save(dir / "bad.ckpt", bad);
+  StateDict req;
+  req["w"] = ShardedTensor::zeros(DType::f32, {4}, {Box{{0}, {4}}}).state_dict();
+  CHECK_THROWS_WITH(load_state(one, dir / "bad.ckpt", req), Contains("elements [2:4] are in no chunk") && Contains("at 'w'"));
+}
+
 TEST_CASE("load reads only the CRC blocks holding the requested elements", "[dist]") {
   ckpt_test::TempDir dir;
   SingleProcess one;

@@ -150,6 +150,15 @@ inline std::string check_loaded(const ckpt::StateDict& got, int layout, const st
   return bad;
 }
 
+/// The whole state as one process would hold it: the global tensors, and the values.
+inline ckpt::StateDict global_state() {
+  ckpt::StateDict sd;
+  sd["step"] = 42;
+  for (const auto& s : specs()) sd[s.key] = global_tensor(s);
+  sd["opt.name"] = "adam";
+  return sd;
+}
+
 /// Every global tensor equal to what `load_global` gave.
 inline std::string check_global(const ckpt::StateDict& got) {
   std::string bad;

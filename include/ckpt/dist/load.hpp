@@ -5,7 +5,8 @@
 // runs copied into place — nothing else of the file is read. `load(comm, dir, object)` asks for
 // what the object holds now (its state_dict(): a ShardedTensor's own chunks, a plain tensor
 // whole, values) and loads it into the object; `load_state` returns the StateDict instead;
-// `load_global(dir)` (no communicator) returns the whole checkpoint with global tensors.
+// `load_global(dir)` (no communicator) returns the whole checkpoint with global tensors. Both
+// also take a single-file checkpoint of any format, each rank taking its slices of it.
 #pragma once
 
 #include <algorithm>   // std::min, std::max
@@ -25,8 +26,10 @@
 #include "../detail/skeleton.hpp"  // build_from_skeleton
 #include "../io/file.hpp"          // read_file
 #include "../io/source.hpp"        // Source: a data file, or bytes in memory
+#include "../save_load.hpp"        // ckpt::load: a single-file checkpoint loaded onto N ranks
 #include "comm.hpp"                // Communicator, collective_step
 #include "metadata.hpp"            // Metadata, parse_metadata
+#include "plan.hpp"                // describe: a single file's tensors as chunks
 #include "sharded.hpp"             // ShardedTensor
 
 namespace ckpt::dist {
@@ -194,31 +197,66 @@ struct Filler {
   }
 };
 
-/// The metadata, read by the coordinator and broadcast (one read of the file, not one per rank).
-template <Communicator C>
-Metadata collective_metadata(C& comm, const std::filesystem::path& dir, const LoadOptions& opts) {
-  const std::string path = dir.string();
-  Bytes text;
-  collective_step(comm, path, [&] {
-    if (comm.rank() == 0) text = io::read_file(dir / metadata_name);
-  });
-  comm.broadcast(text, 0);
-  Metadata m;
-  collective_step(comm, path, [&] { m = parse_metadata(to_string(text), (dir / metadata_name).string(), opts.strict); });
-  return m;
-}
+/// A single-file checkpoint (any format ckpt::load reads) as a Metadata whose data files are
+/// its tensors in memory (one chunk each; a ShardedTensor node saved in it keeps its chunks), so
+/// that a request is filled from it exactly as from a distributed checkpoint.
+struct SingleFile {
+  LocalState state;
+  Metadata meta;
+  std::vector<const Tensor*> data;  // meta.files[i]'s bytes
+
+  SingleFile(const std::filesystem::path& path, const LoadOptions& opts) : state(describe(ckpt::load(path, opts))) {
+    meta.tree = state.tree;
+    for (const auto& t : state.tensors) {
+      SavedTensor st{t.key, t.dtype, t.shape, {}};
+      std::vector<Box> boxes;
+      for (const auto& c : t.chunks) {
+        st.chunks.push_back({c.box(), meta.files.size(), 0, c.data.nbytes(), {}});
+        meta.files.push_back({t.key, c.data.nbytes()});
+        data.push_back(&c.data);
+        boxes.push_back(c.box());
+      }
+      if (auto why = tiling_problem(t.shape, boxes)) throw format_error("the chunks of a sharded tensor do not tile it: " + *why, path.string(), format_error::no_offset, t.key);
+      meta.tensors.push_back(std::move(st));
+    }
+  }
+  SingleFile(const SingleFile&) = delete;  // data points into state
+  SingleFile& operator=(const SingleFile&) = delete;
+};
 
 template <Communicator C, class Use>
 void load_request(C& comm, const std::filesystem::path& dir, const StateDict& request, const LoadOptions& opts, LoadStats* stats, Use&& use) {
-  const Metadata meta = collective_metadata(comm, dir, opts);
-  collective_step(comm, dir.string(), [&] {
-    const std::string file = (dir / metadata_name).string();
-    const SavedTree saved = saved_tree(meta, file);
+  // The coordinator tells a distributed checkpoint (its metadata follows 'D') from a single file
+  // ('F'), and reads the metadata once for all ranks.
+  const std::string path = dir.string(), meta_path = (dir / metadata_name).string();
+  Bytes text;
+  collective_step(comm, path, [&] {
+    if (comm.rank() != 0) return;
+    if (std::filesystem::is_regular_file(dir)) {
+      text = to_bytes("F");
+    } else {
+      text = to_bytes("D");
+      const auto m = io::read_file(dir / metadata_name);
+      text.insert(text.end(), m.begin(), m.end());
+    }
+  });
+  comm.broadcast(text, 0);
+  collective_step(comm, path, [&] {
+    auto run = [&](const Metadata& meta, ChunkReader& reader, const std::string& file) {
+      const SavedTree saved = saved_tree(meta, file);
+      Filler f{meta, saved, reader, path, {}};
+      StateDict got = f.fill(request, saved.tree, {});
+      if (stats) *stats = reader.stats();
+      use(got, f.unexpected);
+    };
+    if (to_string(text).starts_with("F")) {  // every rank loads the file and takes its slices
+      const SingleFile one(dir, opts);
+      ChunkReader reader(one.meta, false, [&](std::size_t i) { return io::Source::borrowed(one.data[i]->bytes(), path); });
+      return run(one.meta, reader, path);
+    }
+    const Metadata meta = parse_metadata(to_string(std::span(text).subspan(1)), meta_path, opts.strict);
     ChunkReader reader(dir, meta, opts.verify_checksums());
-    Filler f{meta, saved, reader, dir.string(), {}};
-    StateDict got = f.fill(request, saved.tree, {});
-    if (stats) *stats = reader.stats();
-    use(got, f.unexpected);
+    run(meta, reader, meta_path);
   });
 }
 }  // namespace detail_load
@@ -227,6 +265,8 @@ void load_request(C& comm, const std::filesystem::path& dir, const StateDict& re
 /// node, its chunks (offsets and shapes as in the request, any chunking); for a tensor, the whole
 /// global tensor; for a value, the value. Keys the checkpoint lacks are left out. Failures throw
 /// on every rank (collective_step). `stats`, when given, receives this rank's read counts.
+/// `dir` may also be a single-file checkpoint of any format (ckpt::save's): each rank then loads
+/// the file (as `opts` say: LoadOptions::mmap maps it) and takes its slices of it.
 template <Communicator C>
 StateDict load_state(C& comm, const std::filesystem::path& dir, const StateDict& request, const LoadOptions& opts = {}, LoadStats* stats = nullptr) {
   StateDict out;

@@ -285,6 +285,14 @@ TEST_CASE("load(comm, dir, object): a Checkpointable with ShardedTensors, report
   const LoadReport r = load(one, dir / "ck", c, lenient);
   CHECK(r.unexpected == std::vector<std::string>{"weight"});
   CHECK(c.bias == a.bias);
+  // Another global shape: mismatch_error naming the key, or with skip_mismatched a report.
+  Layer wider{ShardedTensor::zeros(DType::f32, {4, 4}, {Box{{0, 0}, {4, 4}}}), Tensor(DType::f32, {3}), 0};
+  CHECK_THROWS_WITH(load(one, dir / "ck", wider), Contains("global shape mismatch") && Contains("at 'weight': expected [4, 4], got [4, 3]"));
+  LoadOptions skip;
+  skip.skip_mismatched = true;
+  const LoadReport rs = load(one, dir / "ck", wider, skip);
+  CHECK(rs.mismatched == std::vector<std::string>{"weight (expected [4, 4], got [4, 3])"});
+  CHECK(wider.step == 7);
 }
 
 namespace {

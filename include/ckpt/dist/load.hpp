@@ -159,6 +159,7 @@ struct Filler {
   const SavedTree& saved;
   ChunkReader& reader;
   std::string file;
+  bool skip_mismatched = false;
   std::vector<std::string> unexpected;
 
   StateDict fill(const StateDict& req, const StateDict& have, const KeyPath& p) {
@@ -172,8 +173,12 @@ struct Filler {
         rethrow_with_prefix(e, p);
       }
       const SavedTensor& st = meta.tensors[it->second];
-      if (want.dtype() != st.dtype) throw mismatch_error("dtype mismatch", p.str(), std::string(name(want.dtype())), std::string(name(st.dtype)), file);
-      if (want.global_shape() != st.shape) throw mismatch_error("global shape mismatch", p.str(), shape_string(want.global_shape()), shape_string(st.shape), file);
+      if (want.dtype() != st.dtype || want.global_shape() != st.shape) {
+        // The saved tensor without chunks: the object's load raises or (skip_mismatched) reports it.
+        if (skip_mismatched) return ShardedTensor(st.dtype, st.shape).state_dict();
+        if (want.dtype() != st.dtype) throw mismatch_error("dtype mismatch", p.str(), std::string(name(want.dtype())), std::string(name(st.dtype)), file);
+        throw mismatch_error("global shape mismatch", p.str(), shape_string(want.global_shape()), shape_string(st.shape), file);
+      }
       ShardedTensor got(st.dtype, st.shape);
       for (const auto& c : want.chunks()) {
         Tensor t = Tensor::empty(st.dtype, c.data.shape());
@@ -244,7 +249,7 @@ void load_request(C& comm, const std::filesystem::path& dir, const StateDict& re
   collective_step(comm, path, [&] {
     auto run = [&](const Metadata& meta, ChunkReader& reader, const std::string& file) {
       const SavedTree saved = saved_tree(meta, file);
-      Filler f{meta, saved, reader, path, {}};
+      Filler f{meta, saved, reader, path, opts.skip_mismatched, {}};
       StateDict got = f.fill(request, saved.tree, {});
       if (stats) *stats = reader.stats();
       use(got, f.unexpected);

@@ -258,6 +258,22 @@ TEST_CASE("load reads only the CRC blocks holding the requested elements", "[dis
   CHECK(read_box({{9, 0}, {1, 16}}).bytes_read == 256);    // one row: its block
   CHECK(read_box({{0, 3}, {64, 2}}).bytes_read == 4096);   // a column slice touches every block
   CHECK(read_box({{0, 0}, {64, 16}}).reads == 1);          // the whole chunk: one read
+
+  // Runs far apart: rows 0..2 of each of 4 slabs of 8 rows (2 blocks a slab) need one block
+  // of each slab, read separately; the blocks between are not read.
+  const Shape g3{4, 8, 16};
+  const Tensor v = ckpt_test::random_tensor(DType::f32, g3, 5);
+  StateDict sd3;
+  sd3["v"] = ShardedTensor(DType::f32, g3, {Chunk{{0, 0, 0}, v}}).state_dict();
+  save(one, dir / "ck3", sd3, {.fsync = false, .crc_block_bytes = 256});
+  StateDict req;
+  const Box slab_tops{{0, 0, 0}, {4, 2, 16}};
+  req["v"] = ShardedTensor::zeros(DType::f32, g3, {slab_tops}).state_dict();
+  LoadStats st;
+  const StateDict got = load_state(one, dir / "ck3", req, {}, &st);
+  CHECK(ShardedTensor::from_state_dict(got.at("v")).chunks()[0].data == ckpt_test::dist::extract(v, slab_tops));
+  CHECK(st.bytes_read == 4 * 256);
+  CHECK(st.reads == 4);
 }
 
 TEST_CASE("load(comm, dir, object): a Checkpointable with ShardedTensors, reported like load_into", "[dist]") {

@@ -168,6 +168,13 @@ TEST_CASE("planner: errors name the key, the rank and the gap or overlap", "[dis
   states[0]["extra"] = Tensor(DType::f32, {1});
   states[0]["more"] = Tensor(DType::f32, {1});
   CHECK_THROWS_WITH(make_plan(described(states), describe(states[0]).tree, 64, "ck"), Contains("rank 1 lacks a tensor rank 0 holds in 'ck' at 'more'"));
+  // Replicated tensors must be equal on every rank (unless the check is off).
+  states = {sharded_rows(0, 2, {6, 2}), sharded_rows(1, 2, {6, 2})};
+  states[0]["b"] = Tensor::from<float>({1, 2});
+  states[1]["b"] = Tensor::from<float>({1, 3});
+  CHECK_THROWS_WITH(make_plan(described(states), describe(states[0]).tree, 64, "ck"), Contains("replicated tensor's value differs between rank 0 and rank 1 in 'ck' at 'b': expected CRC-32"));
+  const std::vector<Value> unchecked = {description(describe(states[0]), false), description(describe(states[1]), false)};
+  CHECK_NOTHROW(make_plan(unchecked, describe(states[0]).tree, 64, "ck"));
 }
 
 namespace {

@@ -3,9 +3,9 @@
 // covering them) and the tree's skeleton; `description` is what the rank sends the coordinator.
 // `make_plan` is the coordinator's work on all of them: the same keys, dtypes and shapes on every
 // rank, every sharded tensor tiled exactly (an error naming the key and the overlap or gap
-// otherwise), each replicated tensor given to one rank (largest first, to the rank with the fewest
-// bytes so far), each rank's data file laid out. The result is the metadata still lacking CRCs,
-// and per rank the list of chunks it writes at which offsets.
+// otherwise), replicated tensors equal on every rank (by CRC-32), each given to one rank (largest
+// first, to the rank with the fewest bytes so far), each rank's data file laid out. The result is
+// the metadata still lacking CRCs, and per rank the list of chunks it writes at which offsets.
 #pragma once
 
 #include <algorithm>  // std::stable_sort, std::min_element
@@ -16,6 +16,7 @@
 #include <utility>    // std::move
 #include <vector>     // per-rank lists
 
+#include "../detail/crc32.hpp"  // replicated tensors compared by CRC-32
 #include "../error.hpp"       // error, key_error, mismatch_error
 #include "../state_dict.hpp"  // StateDict, KeyPath, Value
 #include "comm.hpp"           // Bytes
@@ -82,13 +83,16 @@ inline LocalState describe(const StateDict& sd) {
   return out;
 }
 
-/// What a rank tells the coordinator: per tensor [key, dtype, shape, sharded, [[offsets, shape], ...]].
-inline Value description(const LocalState& s) {
+/// What a rank tells the coordinator: per tensor [key, dtype, shape, sharded, [[offsets, shape],
+/// ...], crc], where crc is a replicated tensor's CRC-32 when `check_replicated` (else null), so
+/// the coordinator can refuse replicated tensors that differ between ranks.
+inline Value description(const LocalState& s, bool check_replicated = true) {
   Value ts = Value::array();
   for (const auto& t : s.tensors) {
     Value boxes = Value::array();
     for (const auto& c : t.chunks) boxes.push_back(Value::array({c.offsets, c.data.shape()}));
-    ts.push_back(Value::array({t.key, std::string(name(t.dtype)), t.shape, t.sharded, std::move(boxes)}));
+    const Value crc = !t.sharded && check_replicated ? Value(ckpt::detail::crc32(t.chunks[0].data.bytes())) : Value();
+    ts.push_back(Value::array({t.key, std::string(name(t.dtype)), t.shape, t.sharded, std::move(boxes), crc}));
   }
   return ts;
 }
@@ -112,7 +116,7 @@ struct Plan {
 inline Plan make_plan(const std::vector<Value>& described, const Value& tree, std::uint64_t crc_block_bytes, const std::string& path) {
   const std::size_t ranks = described.size();
   struct Entry { std::size_t rank, local, chunk; Box box; };
-  struct Global { std::string key; DType dtype; Shape shape; bool sharded; std::vector<Entry> chunks; std::uint64_t nbytes = 0; std::vector<std::size_t> local_on = {}; };
+  struct Global { std::string key; DType dtype; Shape shape; bool sharded; Value crc; std::vector<Entry> chunks = {}; std::uint64_t nbytes = 0; std::vector<std::size_t> local_on = {}; };
   std::vector<Global> g;
   std::unordered_map<std::string, std::size_t> index;
   auto shape_of = [](const Value& v) { return v.get<Shape>(); };
@@ -128,7 +132,7 @@ inline Plan make_plan(const std::vector<Value>& described, const Value& tree, st
       if (r == 0) {
         if (it != index.end()) throw key_error("key appears twice in rank 0's state", path, key);
         it = index.emplace(key, g.size()).first;
-        g.push_back({key, dtype, shape, sharded, {}});
+        g.push_back({key, dtype, shape, sharded, t[5]});
         seen.push_back(true);
       } else {
         if (it == index.end()) throw key_error("rank " + std::to_string(r) + " holds a tensor rank 0 does not", path, key);
@@ -139,6 +143,8 @@ inline Plan make_plan(const std::vector<Value>& described, const Value& tree, st
         if (want.sharded != sharded) throw mismatch_error(what("sharding"), key, want.sharded ? "sharded" : "replicated", sharded ? "sharded" : "replicated", path);
         if (want.dtype != dtype) throw mismatch_error(what("dtype"), key, std::string(name(want.dtype)), std::string(name(dtype)), path);
         if (want.shape != shape) throw mismatch_error(what("global shape"), key, shape_string(want.shape), shape_string(shape), path);
+        if (!want.sharded && want.crc.is_number() && t[5].is_number() && want.crc != t[5])
+          throw mismatch_error(what("replicated tensor's value"), key, "CRC-32 " + ckpt::detail::crc_hex(want.crc.get<std::uint32_t>()), "CRC-32 " + ckpt::detail::crc_hex(t[5].get<std::uint32_t>()), path);
       }
       Global& gt = g[it->second];
       gt.local_on.resize(ranks);

@@ -31,6 +31,10 @@ struct SaveOptions {
   /// Chunk bytes are checksummed in blocks of this size; a load reads whole blocks of what it
   /// needs. Smaller: less read beyond the bytes wanted; larger: fewer CRCs in the metadata.
   std::uint64_t crc_block_bytes = std::uint64_t{1} << 20;
+  /// Refuse a save whose replicated tensors differ between ranks (each rank sends their CRC-32 to
+  /// the coordinator: one pass over their bytes). false: the copy of the rank that writes it is
+  /// stored, unchecked.
+  bool check_replicated = true;
 };
 
 namespace detail_save {
@@ -73,7 +77,7 @@ void save(C& comm, const std::filesystem::path& dir, const StateDict& state, con
   collective_step(comm, path, [&] {
     if (opts.crc_block_bytes == 0) throw unsupported_error("crc_block_bytes must be positive", path);
     local = describe(state);
-    mine = pack(description(local));
+    mine = pack(description(local, opts.check_replicated));
   });
   const std::vector<Bytes> described = comm.gather(mine, 0);
 

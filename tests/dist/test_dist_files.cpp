@@ -66,6 +66,11 @@ TEST_CASE("dist save: the directory holds metadata.json and one data file per ra
   CHECK(m.tensors[0].chunks[1].offset == 64);  // 24 bytes, then aligned
   CHECK(m.files[0].size == 128 + 40);
   CHECK(load_global(dir / "ck") == global_of(sd));
+  // A trailing slash names the same directory; its temporary is beside it, not inside.
+  const StateDict next = small_state(7);
+  save(one, (dir / "ck").string() + "/", next);
+  CHECK(load_global(dir / "ck") == global_of(next));
+  CHECK(dir.list() == std::vector<std::string>{"ck"});
 }
 
 TEST_CASE("dist load: hostile metadata is a format_error naming the key, never a bad read", "[dist]") {

@@ -69,7 +69,10 @@ inline Value write_rank_file(const std::filesystem::path& tmp, int rank, const L
 /// be on a filesystem every rank sees, named by the same path on each. Throws on every rank when
 /// any rank fails (see the top of the file).
 template <Communicator C>
-void save(C& comm, const std::filesystem::path& dir, const StateDict& state, const SaveOptions& opts = {}) {
+void save(C& comm, const std::filesystem::path& where, const StateDict& state, const SaveOptions& opts = {}) {
+  // "run/ck/" names the directory "run/ck": its temporary is "run/ck.tmp-<random>", beside it.
+  std::filesystem::path dir = where.lexically_normal();
+  if (!dir.has_filename() && dir.has_parent_path()) dir = dir.parent_path();
   const std::string path = dir.string();
   const bool coordinator = comm.rank() == 0;
   LocalState local;

@@ -134,6 +134,7 @@ inline std::optional<std::string> tiling_problem(const Shape& global, const std:
   std::size_t sweep = 0, most = 0;
   for (std::size_t j = 0; j < global.size(); ++j) {
     std::vector<std::int64_t> starts;
+    starts.reserve(live.size());
     for (const Box* b : live) starts.push_back(b->offsets[j]);
     std::sort(starts.begin(), starts.end());
     const auto distinct = static_cast<std::size_t>(std::unique(starts.begin(), starts.end()) - starts.begin());

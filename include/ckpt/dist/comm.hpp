@@ -1,5 +1,5 @@
 // ckpt/dist/comm.hpp — what the distributed save and load need from a communication engine, as
-// a concept: rank and size, a barrier, broadcast / gather / allgather of bytes, and an all-reduce
+// a concept: rank and size, a barrier, broadcast / gather / scatter / allgather of bytes, an all-reduce
 // of a status that tells every rank which rank failed first and why. `SingleProcess` is the
 // one-rank implementation (no MPI); dist/mpi.hpp implements it over an MPI_Comm, and a user with
 // another engine (torch's c10d/gloo, NCCL's host side) writes a small class of the same shape.
@@ -33,15 +33,17 @@ struct Status {
 /// ranks call it, in the same order — except rank() and size().
 ///  - broadcast(buf, root): every rank's buf becomes root's (any size);
 ///  - gather(bytes, root): root gets every rank's bytes, by rank; the others an empty vector;
+///  - scatter(parts, root): root passes size() messages, the others none; rank i gets parts[i];
 ///  - allgather(bytes): every rank gets every rank's bytes, by rank;
 ///  - all_reduce_status(mine): every rank gets the lowest failing rank's Status (ok if none).
 template <class C>
-concept Communicator = requires(C& c, const C& cc, Bytes& buf, std::span<const std::byte> in, int root, const Status& st) {
+concept Communicator = requires(C& c, const C& cc, Bytes& buf, std::span<const std::byte> in, const std::vector<Bytes>& parts, int root, const Status& st) {
   { cc.rank() } -> std::same_as<int>;
   { cc.size() } -> std::same_as<int>;
   c.barrier();
   c.broadcast(buf, root);
   { c.gather(in, root) } -> std::same_as<std::vector<Bytes>>;
+  { c.scatter(parts, root) } -> std::same_as<Bytes>;
   { c.allgather(in) } -> std::same_as<std::vector<Bytes>>;
   { c.all_reduce_status(st) } -> std::same_as<Status>;
 };
@@ -55,6 +57,7 @@ class SingleProcess {
   void barrier() {}
   void broadcast(Bytes&, int) {}
   std::vector<Bytes> gather(std::span<const std::byte> in, int) { return {Bytes(in.begin(), in.end())}; }
+  Bytes scatter(const std::vector<Bytes>& parts, int) { return parts.at(0); }
   std::vector<Bytes> allgather(std::span<const std::byte> in) { return {Bytes(in.begin(), in.end())}; }
   Status all_reduce_status(const Status& s) { return s; }
 };

@@ -7,7 +7,7 @@
 
 #include <mpi.h>  // MPI_Comm and the collectives
 
-#include <algorithm>  // std::min
+#include <algorithm>  // std::min, std::copy
 #include <climits>  // INT_MAX: MPI counts are int
 #include <cstddef>  // std::byte
 #include <cstdint>  // sizes on the wire
@@ -68,6 +68,22 @@ class MpiComm {
     if (rank_ == root) layout(counts, displs, all);
     check(MPI_Gatherv(in.data(), n, MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE, root, comm_), "MPI_Gatherv");
     return rank_ == root ? split(all, counts, displs) : std::vector<Bytes>{};
+  }
+
+  Bytes scatter(const std::vector<Bytes>& parts, int root) {
+    std::vector<int> counts, displs;
+    Bytes all;
+    if (rank_ == root) {
+      if (parts.size() != static_cast<std::size_t>(size_)) throw error("scatter needs one message per rank: " + std::to_string(parts.size()) + " for " + std::to_string(size_));
+      for (const auto& p : parts) counts.push_back(count(p.size()));
+      layout(counts, displs, all);
+      for (std::size_t i = 0; i < parts.size(); ++i) std::copy(parts[i].begin(), parts[i].end(), all.begin() + displs[i]);
+    }
+    int n = 0;
+    check(MPI_Scatter(counts.data(), 1, MPI_INT, &n, 1, MPI_INT, root, comm_), "MPI_Scatter");
+    Bytes mine(static_cast<std::size_t>(n));
+    check(MPI_Scatterv(all.data(), counts.data(), displs.data(), MPI_BYTE, mine.data(), n, MPI_BYTE, root, comm_), "MPI_Scatterv");
+    return mine;
   }
 
   std::vector<Bytes> allgather(std::span<const std::byte> in) {

@@ -86,7 +86,7 @@ void save(C& comm, const std::filesystem::path& where, const StateDict& state, c
 
   Plan plan;
   std::optional<io::AtomicDir> tmp;  // the coordinator's; removed unless committed
-  Bytes rank_plans;
+  std::vector<Bytes> rank_plans;  // the coordinator's: what each rank writes, one message each
   collective_step(comm, path, [&] {
     if (!coordinator) return;
     std::vector<Value> all;
@@ -94,24 +94,19 @@ void save(C& comm, const std::filesystem::path& where, const StateDict& state, c
     for (const auto& d : described) all.push_back(unpack(d));
     plan = make_plan(all, local.tree, opts.crc_block_bytes, path);
     tmp.emplace(dir, opts.fsync);
-    Value writes = Value::array();
-    for (const auto& ws : plan.writes) {
+    for (std::size_t r = 0; r < plan.writes.size(); ++r) {
       Value list = Value::array();
-      for (const auto& w : ws) list.push_back(Value::array({w.tensor, w.chunk, w.offset}));
-      writes.push_back(std::move(list));
+      for (const auto& w : plan.writes[r]) list.push_back(Value::array({w.tensor, w.chunk, w.offset}));
+      rank_plans.push_back(pack(Value{{"tmp", tmp->temp_path().filename().string()}, {"writes", std::move(list)}, {"size", plan.meta.files[r].size}}));
     }
-    Value sizes = Value::array();
-    for (const auto& f : plan.meta.files) sizes.push_back(f.size);
-    rank_plans = pack(Value{{"tmp", tmp->temp_path().filename().string()}, {"writes", std::move(writes)}, {"sizes", std::move(sizes)}});
   });
-  comm.broadcast(rank_plans, 0);
+  const Bytes my_plan = comm.scatter(rank_plans, 0);  // no rank but the coordinator holds the whole plan
 
   Bytes crcs;
   collective_step(comm, path, [&] {
-    const Value p = unpack(rank_plans);
-    const auto r = static_cast<std::size_t>(comm.rank());
+    const Value p = unpack(my_plan);
     const auto tmp_dir = dir.parent_path() / p["tmp"].get<std::string>();
-    crcs = pack(detail_save::write_rank_file(tmp_dir, comm.rank(), local, p["writes"][r], p["sizes"][r].get<std::uint64_t>(), opts));
+    crcs = pack(detail_save::write_rank_file(tmp_dir, comm.rank(), local, p["writes"], p["size"].get<std::uint64_t>(), opts));
   });
   const std::vector<Bytes> all_crcs = comm.gather(crcs, 0);
 

@@ -4,6 +4,12 @@
 # CKPT_REQUIRE_INTEROP (CI=true) a missing MPI is a configure error.
 ckpt_add_test(dist.unit dist/test_dist.cpp dist/test_dist_files.cpp)
 
+# bench/dist_plan.cpp in smoke mode: it still works and the metadata it plans reads back whole.
+add_executable(dist_plan_smoke ${PROJECT_SOURCE_DIR}/bench/dist_plan.cpp)
+target_link_libraries(dist_plan_smoke PRIVATE ckpt::ckpt ckpt_project_flags)
+ckpt_add_checked_test(NAME bench.dist_plan_smoke EXPECT "chunks round-trip: yes" COMMAND dist_plan_smoke --smoke)
+set_tests_properties(bench.dist_plan_smoke PROPERTIES LABELS bench)
+
 # ---- MPI: real processes under mpiexec (OpenMPI as root needs the two ALLOW variables; more
 # ranks than cores need --oversubscribe). A handful of runs: one run of 4 ranks saves with
 # N = 1..4 (the first N ranks), a separate run loads each with M = 1..4; a world of 3 saves and

@@ -114,9 +114,11 @@ TEST_CASE("dist load: a changed data byte is a corrupt_error naming file and key
   SingleProcess one;
   save(one, dir / "ck", small_state(3), {.fsync = false});
   const auto data = dir / "ck" / "rank-00000.bin";
+  CHECK_NOTHROW(ckpt::dist::verify(dir / "ck"));
   auto bytes = ckpt_test::read_bytes(data);
   bytes[70] ^= 1;  // in w's second chunk
   ckpt_test::write_bytes(data, bytes);
+  CHECK_THROWS_WITH(ckpt::dist::verify(dir / "ck"), Contains("checksum mismatch in chunk [2:4, 0:3] at bytes 64+24") && Contains("at 'w'"));
   try {
     (void)load_global(dir / "ck");
     FAIL("no error");

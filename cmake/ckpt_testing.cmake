@@ -26,15 +26,20 @@ function(ckpt_add_checked_test)
                    -P ${PROJECT_SOURCE_DIR}/cmake/run_checked.cmake ${A_COMMAND})
 endfunction()
 
-# ckpt_readme_python_snippet(<name> <out-file>): write README.md's snippet marked
-# `<!-- snippet: <name> -->` ... `<!-- end <name> -->` (a ```python block) to <out-file>, so a
-# test can run it; configure fails when the markers are gone.
-function(ckpt_readme_python_snippet name out)
+# ckpt_readme_snippet(<name> <lang> <out-file>): write README.md's snippet marked
+# `<!-- snippet: <name> -->` ... `<!-- end <name> -->` (a ```<lang> block) to <out-file>, so a
+# test can build or run it; configure fails when the markers are gone.
+function(ckpt_readme_snippet name lang out)
   file(READ ${PROJECT_SOURCE_DIR}/README.md _readme)
-  string(REGEX MATCH "<!-- snippet: ${name} -->[\r\n]+```python[\r\n]+([^`]*)```[\r\n]+<!-- end ${name} -->" _m "${_readme}")
+  string(REGEX MATCH "<!-- snippet: ${name} -->[\r\n]+```${lang}[\r\n]+([^`]*)```[\r\n]+<!-- end ${name} -->" _m "${_readme}")
   if(NOT CMAKE_MATCH_1)
     message(FATAL_ERROR "README.md lost its marked snippet (<!-- snippet: ${name} -->)")
   endif()
   file(WRITE ${out} "${CMAKE_MATCH_1}")
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/README.md)
+endfunction()
+
+# ckpt_readme_python_snippet(<name> <out-file>): the same for a ```python block.
+function(ckpt_readme_python_snippet name out)
+  ckpt_readme_snippet(${name} python ${out})
 endfunction()

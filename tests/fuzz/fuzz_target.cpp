@@ -1,6 +1,6 @@
 // libFuzzer harness for one fuzz target, chosen at compile time by CKPT_FUZZ_TARGET (a name
-// from tests/fuzz/fuzz_targets.hpp: native json safetensors npy npz pt zip pickle). The input
-// is read from memory; see fuzz_targets.hpp for what counts as a finding.
+// from tests/fuzz/fuzz_targets.hpp: native json safetensors npy npz pt zip pickle dist_metadata).
+// The input is read from memory; see fuzz_targets.hpp for what counts as a finding.
 #include <cstddef>
 #include <cstdint>
 

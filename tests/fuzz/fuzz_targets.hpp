@@ -11,6 +11,7 @@
 #pragma once
 
 #include <ckpt/ckpt.hpp>
+#include <ckpt/dist.hpp>
 #include <ckpt/io/memory.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -148,6 +149,35 @@ inline void pickle(std::span<const std::byte> in, bool all_modes = true) {
   }
 }
 
+/// `in` as a distributed checkpoint's metadata.json: parsed and checked, its tree rebuilt, and
+/// (when its data files are small) every tensor read whole and in its middle block from
+/// zero-filled data files of the recorded sizes — the reader's run and block arithmetic on
+/// whatever chunks the metadata claims.
+inline void dist_metadata(std::span<const std::byte> in) {
+  try {
+    const auto m = ckpt::dist::parse_metadata(std::string_view(reinterpret_cast<const char*>(in.data()), in.size()), "<fuzz input>");
+    (void)ckpt::dist::detail_load::saved_tree(m, "<fuzz input>");
+    std::uint64_t file_bytes = 0;
+    for (const auto& f : m.files) file_bytes += f.size;
+    if (file_bytes > (std::uint64_t{1} << 20)) return;
+    ckpt::dist::ChunkReader reader(m, true, [&](std::size_t i) {
+      return ckpt::io::Source::memory(std::make_shared<const std::vector<std::byte>>(static_cast<std::size_t>(m.files[i].size)), m.files[i].name);
+    });
+    std::uint64_t budget = std::uint64_t{8} << 20;
+    for (const auto& t : m.tensors) {
+      const auto nbytes = *ckpt::checked_nbytes(t.dtype, t.shape);  // parse_metadata checked it
+      if (nbytes > budget) continue;
+      budget -= nbytes;
+      (void)reader.read_all(t);
+      ckpt::dist::Box mid{t.shape, t.shape};
+      for (std::size_t j = 0; j < t.shape.size(); ++j) mid.offsets[j] = t.shape[j] / 4, mid.shape[j] = t.shape[j] / 2;
+      ckpt::Tensor part = ckpt::Tensor::empty(t.dtype, mid.shape);
+      reader.read(t, mid, part.mutable_data());
+    }
+  } catch (const ckpt::error&) {
+  }
+}
+
 /// The fuzz targets by name (the directory names under tests/fuzz/corpus and regressions).
 inline void run(const std::string& target, std::span<const std::byte> in, bool all_modes = true) {
   if (target == "native") reader<ckpt::native_format>(in, all_modes);
@@ -158,6 +188,7 @@ inline void run(const std::string& target, std::span<const std::byte> in, bool a
   else if (target == "pt") reader<ckpt::torch_format>(in, all_modes, pt_modes());
   else if (target == "zip") zip(in);
   else if (target == "pickle") pickle(in, all_modes);
+  else if (target == "dist_metadata") dist_metadata(in);
   else throw std::invalid_argument("unknown fuzz target '" + target + "'");
 }
 

@@ -1,11 +1,13 @@
 // Writes the fuzzers' seed corpora with our own writers: a few small checkpoints per format
 // (every dtype, 0-d and empty tensors, nested trees, both native codecs); for the zip fuzzer the
-// .npz and .pt seeds and a zip64 archive, for the pickle fuzzer each .pt seed's data.pkl. Run
+// .npz and .pt seeds and a zip64 archive, for the pickle fuzzer each .pt seed's data.pkl, for the
+// distributed metadata fuzzer the metadata.json of a few distributed checkpoints. Run
 // once by hand:
 //   make_corpus tests/fuzz/corpus
 //   /usr/bin/python3 tests/fuzz/pickle_seeds.py tests/fuzz/corpus   # pickles and .pt by Python
 // and commit the output; ctest's fuzz runs start from it.
 #include <ckpt/ckpt.hpp>
+#include <ckpt/dist.hpp>
 #include <ckpt/io/memory.hpp>
 #include <filesystem>
 #include <fstream>
@@ -88,4 +90,43 @@ int main(int argc, char** argv) {
       if (m.name.ends_with("/data.pkl")) write(out / "pickle" / (e.path().stem().string() + ".pkl"), r.read(m));
   }
   std::cout << "wrote " << (out / "zip").string() << " and " << (out / "pickle").string() << "\n";
+
+  // dist_metadata: distributed checkpoints saved by one process holding every chunk — rows and
+  // columns, an uneven 3-D grid, 0-d and empty tensors, replicated tensors and values.
+  using ckpt::dist::Box;
+  using ckpt::dist::ShardedTensor;
+  std::vector<ckpt::StateDict> dist(2);
+  {
+    ShardedTensor w(ckpt::DType::f32, {4, 3}), c(ckpt::DType::f64, {2, 5});
+    for (int r = 0; r < 2; ++r) {
+      const Box a = ckpt::dist::split_box(w.global_shape(), 0, r, 2), b = ckpt::dist::split_box(c.global_shape(), 1, r, 2);
+      w.add_chunk({a.offsets, ckpt::Tensor(ckpt::DType::f32, a.shape)});
+      c.add_chunk({b.offsets, ckpt::Tensor(ckpt::DType::f64, b.shape)});
+    }
+    dist[0]["w"] = w.state_dict();
+    dist[0]["opt"]["c"] = c.state_dict();
+    dist[0]["b"] = ckpt::Tensor::from<float>({1, 2, 3});
+    dist[0]["epoch"] = 2;
+  }
+  {
+    ShardedTensor u(ckpt::DType::i32, {5, 3, 2}), s(ckpt::DType::bf16, {}), e(ckpt::DType::u8, {0, 4});
+    const std::int64_t rows[] = {0, 1, 5};
+    for (int a = 0; a < 2; ++a)
+      for (std::int64_t k = 0; k < 2; ++k) u.add_chunk({{rows[a], 0, k}, ckpt::Tensor(ckpt::DType::i32, {rows[a + 1] - rows[a], 3, 1})});
+    s.add_chunk({{}, ckpt::Tensor(ckpt::DType::bf16, {})});
+    e.add_chunk({{0, 0}, ckpt::Tensor(ckpt::DType::u8, {0, 4})});
+    dist[1]["u"] = u.state_dict();
+    dist[1]["s"] = s.state_dict();
+    dist[1]["e"] = e.state_dict();
+    dist[1]["r0"] = ckpt::Tensor::scalar(1.5);
+  }
+  fs::create_directories(out / "dist_metadata");
+  const auto tmp = fs::temp_directory_path() / ("ckpt-make-corpus-" + ckpt::io::random_suffix());
+  ckpt::dist::SingleProcess one;
+  for (std::size_t i = 0; i < dist.size(); ++i) {
+    ckpt::dist::save(one, tmp, dist[i], {.fsync = false, .crc_block_bytes = 16});
+    fs::copy_file(tmp / ckpt::dist::metadata_name, out / "dist_metadata" / ("seed" + std::to_string(i) + ".json"), fs::copy_options::overwrite_existing);
+  }
+  fs::remove_all(tmp);
+  std::cout << "wrote " << (out / "dist_metadata").string() << "\n";
 }

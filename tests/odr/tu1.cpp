@@ -1,5 +1,6 @@
 // ODR check, first translation unit: the whole library included in two TUs must link.
 #include <ckpt/ckpt.hpp>
+#include <ckpt/dist.hpp>  // the distributed layer too (it needs no MPI)
 #include <iostream>
 
 ckpt::StateDict make_in_tu2();

@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 const fs::path fuzz_dir = CKPT_FUZZ_DIR;
-const char* const targets[] = {"native", "json", "safetensors", "npy", "npz", "pt", "zip", "pickle"};
+const char* const targets[] = {"native", "json", "safetensors", "npy", "npz", "pt", "zip", "pickle", "dist_metadata"};
 
 std::vector<std::byte> bytes_of(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

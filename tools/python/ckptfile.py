@@ -166,6 +166,12 @@ def _too_deep(doc, limit):
     return False
 
 
+# The members the library knows (archive/native.hpp footer_shape, detail/skeleton.hpp).
+_FOOTER_MEMBERS = frozenset(("format", "version", "library", "alignment", "tensors", "tree"))
+_ENTRY_MEMBERS = frozenset(("key", "dtype", "shape", "offset", "nbytes", "stored_nbytes", "codec", "crc32"))
+_NODE_MEMBERS = frozenset(("dict", "container", "tensor", "value"))
+
+
 def _is_int(v):
     return type(v) is int  # never a bool, never 3.0
 
@@ -173,10 +179,13 @@ def _is_int(v):
 class CkptFile:
     """An open .ckpt file: header, trailer, footer, tensor table and tree validated on opening;
     tensors read on demand. ``mmap=True`` (default) maps the file, so raw tensors are views of
-    it; ``mmap=False`` reads each tensor into memory."""
+    it; ``mmap=False`` reads each tensor into memory. ``strict=True`` (default), as the library's
+    ``LoadOptions::strict``, refuses a footer, entry or tree node with a member this reader does not
+    know; ``strict=False`` skips such members."""
 
-    def __init__(self, path, *, mmap=True):
+    def __init__(self, path, *, mmap=True, strict=True):
         self.path = os.fspath(path)
+        self._strict = strict
         self._name = os.fsdecode(self.path)
         self._file = open(self.path, "rb")
         self._mm = None
@@ -241,6 +250,7 @@ class CkptFile:
         self.footer = self._parse_json(text)
         if not isinstance(self.footer, dict) or self.footer.get("format") != "ckpt":
             raise self._footer_error("not a ckpt footer")
+        self._known(self.footer, _FOOTER_MEMBERS, "the footer")
         table = self.footer.get("tensors")
         if not isinstance(table, list):
             raise self._footer_error("missing tensor table")
@@ -264,6 +274,13 @@ class CkptFile:
             problem = "JSON nested deeper than %d levels" % MAX_JSON_DEPTH
         raise self._err(FormatError, "cannot parse the footer: " + problem, offset=self._foff)
 
+    def _known(self, obj, members, where, key=None, error=None):
+        """Under strict, a member of `obj` not in `members` is a FormatError."""
+        if self._strict:
+            for m in obj:
+                if m not in members:
+                    raise (error or self._footer_error)("unknown member '%s' in %s (strict=False skips it)" % (m, where), key)
+
     def _footer_error(self, what, key=None, expected=None, got=None):
         return self._err(FormatError, "invalid footer: " + what, key, self._foff, expected, got)
 
@@ -275,6 +292,7 @@ class CkptFile:
             raise self._footer_error("malformed entry: 'key' is not a list of strings", None, "a list of strings",
                                      _excerpt(j.get("key", _MISSING)))
         key = tuple(key)
+        self._known(j, _ENTRY_MEMBERS, "a tensor entry", key)
 
         def field(name, check, what):
             v = j.get(name, _MISSING)
@@ -332,6 +350,7 @@ class CkptFile:
             raise self._tree_error("nesting deeper than %d" % MAX_TREE_DEPTH, path)
         if not isinstance(node, dict) or not node:
             raise self._tree_error("a node must be an object", path)
+        self._known(node, _NODE_MEMBERS, "a tree node", path, self._tree_error)
         if "tensor" in node:
             i = node["tensor"]
             if not _is_int(i) or not 0 <= i < len(self.entries):
@@ -489,9 +508,9 @@ class CkptFile:
         return "<ckptfile.CkptFile '%s': %d tensors>" % (self._name, len(getattr(self, "entries", ())))
 
 
-def load(path, *, verify=None, torch=False, mmap=True):
+def load(path, *, verify=None, torch=False, mmap=True, strict=True):
     """Read a .ckpt file's whole tree (see CkptFile.tree and CkptFile.read)."""
-    with CkptFile(path, mmap=mmap) as f:
+    with CkptFile(path, mmap=mmap, strict=strict) as f:
         return f.tree(verify=verify, torch=torch)
 
 

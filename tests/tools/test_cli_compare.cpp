@@ -332,7 +332,8 @@ TEST_CASE("verify on a CheckpointManager directory checks every file against the
   write_manager_dir(run_dir, 3, "json");
   const auto good = run({"verify", "--json", run_dir.string()});
   REQUIRE(good.rc == 0);
-  for (const auto& c : good.json().at("checkpoints")) {
+  const json gj = good.json();  // range-for over a temporary's member dangles before C++23
+  for (const auto& c : gj.at("checkpoints")) {
     CHECK(c.at("digests") == "verified");
     CHECK(c.at("files") == 1);
     CHECK(c.at("contents_read") == true);
@@ -362,7 +363,8 @@ TEST_CASE("verify on a CheckpointManager directory checks every file against the
   write_manager_dir(raw_dir, 2, ckpt::Backend::of<rawdir::format>());
   const auto rg = run({"verify", "--json", raw_dir.string()});
   REQUIRE(rg.rc == 0);
-  for (const auto& c : rg.json().at("checkpoints")) {
+  const json rgj = rg.json();
+  for (const auto& c : rgj.at("checkpoints")) {
     CHECK(c.at("digests") == "verified");
     CHECK(c.at("contents_read") == false);
     CHECK(c.at("format") == "rawdir");
@@ -384,6 +386,7 @@ TEST_CASE("verify on a CheckpointManager directory checks every file against the
   ckpt_test::write_bytes(ip, std::vector<char>(text.begin(), text.end()));
   const auto old = run({"verify", "--json", run_dir.string()});
   CHECK(old.rc == 0);  // the changed JSON byte goes unnoticed: JSON has no checksums
-  for (const auto& c : old.json().at("checkpoints")) CHECK(c.at("digests") == "none recorded");
+  const json oj = old.json();
+  for (const auto& c : oj.at("checkpoints")) CHECK(c.at("digests") == "none recorded");
   CHECK(run({"verify", run_dir.string()}).out.find("no digests recorded") != std::string::npos);
 }

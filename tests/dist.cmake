@@ -2,7 +2,7 @@
 # tiling, planner, SingleProcess save/load, hostile metadata) always run; the MPI ones register
 # only when find_package(MPI) finds it (Debian: libopenmpi-dev openmpi-bin), and say so; with
 # CKPT_REQUIRE_INTEROP (CI=true) a missing MPI is a configure error.
-ckpt_add_test(dist.unit dist/test_dist.cpp dist/test_dist_files.cpp)
+ckpt_add_test(dist.unit dist/test_dist.cpp dist/test_dist_files.cpp dist/test_dist_manager.cpp)
 
 # bench/dist_plan.cpp in smoke mode: it still works and the metadata it plans reads back whole.
 add_executable(dist_plan_smoke ${PROJECT_SOURCE_DIR}/bench/dist_plan.cpp)
@@ -46,6 +46,7 @@ if(MPI_CXX_FOUND)
   set_tests_properties(dist.mpi.save_3 PROPERTIES FIXTURES_SETUP dist_world)
   set_tests_properties(dist.mpi.load_2 PROPERTIES FIXTURES_REQUIRED dist_world)
   ckpt_dist_mpi_test(fault 3 "dist faults on 3 ranks: ok" fault ${_dist_out}/fault)
+  ckpt_dist_mpi_test(manager 3 "dist manager on 3 ranks: ok" manager ${_dist_out}/manager)
 
   # The README's example, compiled and run on 2 ranks.
   ckpt_readme_snippet(readme_dist cpp ${CMAKE_CURRENT_BINARY_DIR}/readme_dist.cpp)
@@ -57,4 +58,13 @@ if(MPI_CXX_FOUND)
            COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 --oversubscribe ${MPIEXEC_PREFLAGS} $<TARGET_FILE:readme_dist> ${MPIEXEC_POSTFLAGS})
   set_tests_properties(readme.dist_snippet PROPERTIES TIMEOUT 300 LABELS mpi
            ENVIRONMENT "${_dist_mpi_env}")
+endif()
+
+# The distributed training example resumed across world sizes (examples/train_dist.cpp).
+if(TARGET train_dist)
+  ckpt_add_checked_test(NAME example.train_dist.resharded_resume
+           EXPECT "train_dist resumed on 4 -> 2 -> 3 ranks: [0-9a-f]+ \\(identical"
+           COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=${MPIEXEC_NUMPROC_FLAG} -DTRAIN=$<TARGET_FILE:train_dist>
+                   -DWORK=${CMAKE_CURRENT_BINARY_DIR}/train-dist -DEPOCHS=6 -P ${CMAKE_CURRENT_SOURCE_DIR}/dist/train_dist_resume.cmake)
+  set_tests_properties(example.train_dist.resharded_resume PROPERTIES TIMEOUT 300 LABELS mpi ENVIRONMENT "${_dist_mpi_env}")
 endif()

@@ -6,6 +6,7 @@
 #include "dist/box.hpp"       // Box, intersect, split_box
 #include "dist/comm.hpp"      // Communicator, SingleProcess, rank_error
 #include "dist/load.hpp"      // load, load_state, load_global, verify
+#include "dist/manager.hpp"   // CheckpointManager over a communicator
 #include "dist/metadata.hpp"  // Metadata, parse_metadata
 #include "dist/save.hpp"      // save
 #include "dist/sharded.hpp"   // ShardedTensor, Chunk

@@ -218,7 +218,12 @@ struct ManagerIndex {
     if (f.size() > max_bytes) throw format_error("manager index larger than " + std::to_string(max_bytes) + " bytes", file, 0);
     std::string text(static_cast<std::size_t>(f.size()), '\0');
     f.pread_all(std::as_writable_bytes(std::span(text)), 0);
-    const Value doc = detail::parse_json_limited(text, file);
+    return from_json(detail::parse_json_limited(text, file), dir, file);
+  }
+
+  /// The index from its JSON document (entries' paths are made under `dir`; `file` names the
+  /// source in errors). Also how a distributed manager's ranks receive the coordinator's index.
+  static ManagerIndex from_json(const Value& doc, const std::filesystem::path& dir, const std::string& file) {
     ManagerIndex ix;
     try {
       if (!doc.is_object() || doc.value("format", "") != "ckpt-manager-index") throw format_error("not a ckpt manager index", file, 0);
@@ -250,8 +255,8 @@ struct ManagerIndex {
     return ix;
   }
 
-  /// Replace the index in `dir` atomically (tmp + fsync + rename + directory fsync).
-  void write(const std::filesystem::path& dir, bool durable = true) const {
+  /// The index as its JSON document (what write() stores).
+  Value to_json() const {
     Value list = Value::array();
     for (const auto& e : entries) {
       Value m = Value::object();
@@ -264,8 +269,13 @@ struct ManagerIndex {
       }
       list.push_back(std::move(j));
     }
-    const Value doc{{"format", "ckpt-manager-index"}, {"version", 1}, {"last_preserved_time", detail::to_seconds(last_preserved)},
-                    {"checkpoints", std::move(list)}};
+    return Value{{"format", "ckpt-manager-index"}, {"version", 1}, {"last_preserved_time", detail::to_seconds(last_preserved)},
+                 {"checkpoints", std::move(list)}};
+  }
+
+  /// Replace the index in `dir` atomically (tmp + fsync + rename + directory fsync).
+  void write(const std::filesystem::path& dir, bool durable = true) const {
+    const Value doc = to_json();
     io::AtomicFile f(dir / file_name, durable);
     f.writer().write_string(doc.dump(1));
     f.writer().write_string("\n");

@@ -22,6 +22,17 @@ if(_torch_integration)
                    $<TARGET_FILE:torch_integration_tool> ${CMAKE_CURRENT_BINARY_DIR}/torch-integration)
   set_tests_properties(interop.torch.integration PROPERTIES LABELS interop)
 
+  # CUDA tensors (tests/integrations/test_torch_cuda.cpp) need a libtorch with CUDA and a GPU:
+  # registered only on request, so that no machine without one counts them as skipped-and-passed.
+  # bench/cuda_device.sh builds and runs them on a GPU machine without CMake.
+  option(CKPT_TEST_CUDA "Build and run the libtorch integration's CUDA tests (needs a GPU)" OFF)
+  if(CKPT_TEST_CUDA)
+    ckpt_add_test(integrations.torch_cuda integrations/test_torch_cuda.cpp)
+    target_link_libraries(integrations.torch_cuda PRIVATE torch)
+    message(STATUS "ckpt: CUDA tests of the libtorch integration enabled (CKPT_TEST_CUDA)")
+  else()
+    message(STATUS "ckpt: CUDA tests of the libtorch integration NOT registered (-DCKPT_TEST_CUDA=ON on a GPU machine; bench/cuda_device.sh)")
+  endif()
 endif()
 
 # The example (built whenever libtorch is found): interrupted and resumed runs end in the same

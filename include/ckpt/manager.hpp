@@ -102,6 +102,29 @@ struct ManagerOptions {
 };
 
 
+namespace detail {
+/// error naming the option when `o`'s retention, interval or naming options are invalid (what
+/// both managers check when they open: ckpt::ManagerOptions and dist::ManagerOptions share these
+/// members).
+template <class Options>
+void check_manager_options(const Options& o, const std::string& dir) {
+  auto bad = [&](const std::string& opt, const std::string& expected, const std::string& got) {
+    return error("invalid CheckpointManager option '" + opt + "'", dir, "", expected, got);
+  };
+  if (o.max_to_keep && *o.max_to_keep == 0) throw bad("max_to_keep", "at least 1 (std::nullopt keeps all)", "0");
+  if (o.keep_every_n_steps && *o.keep_every_n_steps <= 0) throw bad("keep_every_n_steps", "a positive step count", std::to_string(*o.keep_every_n_steps));
+  if (o.keep_every_n_hours && !(*o.keep_every_n_hours > 0 && std::isfinite(*o.keep_every_n_hours))) throw bad("keep_every_n_hours", "a positive number of hours", std::to_string(*o.keep_every_n_hours));
+  if (o.best_k > 0 && o.best_metric.empty()) throw bad("best_metric", "a metric name (best_k is set)", "\"\"");
+  if (o.save_interval_steps < 1) throw bad("save_interval_steps", "at least 1", std::to_string(o.save_interval_steps));
+  if (o.prefix.empty() || o.prefix.find('/') != std::string::npos) throw bad("prefix", "a non-empty file-name prefix", "\"" + o.prefix + "\"");
+}
+/// The retention knobs of `o` (either manager's options).
+template <class Options>
+RetentionPolicy retention_of(const Options& o) {
+  return {o.max_to_keep, o.keep_every_n_steps, o.keep_every_n_hours, o.best_k, o.best_metric, o.best_mode};
+}
+}  // namespace detail
+
 /// Keeps numbered checkpoints of a Checkpoint in a directory.
 ///
 ///   ckpt::Checkpoint ck{{"model", model}, {"optimizer", adam}};
@@ -332,20 +355,11 @@ class CheckpointManager {
   };
 
   void validate() const {
-    auto bad = [&](const std::string& opt, const std::string& expected, const std::string& got) {
-      return error("invalid CheckpointManager option '" + opt + "'", dir_.string(), "", expected, got);
-    };
-    if (opts_.max_to_keep && *opts_.max_to_keep == 0) throw bad("max_to_keep", "at least 1 (std::nullopt keeps all)", "0");
-    if (opts_.keep_every_n_steps && *opts_.keep_every_n_steps <= 0) throw bad("keep_every_n_steps", "a positive step count", std::to_string(*opts_.keep_every_n_steps));
-    if (opts_.keep_every_n_hours && !(*opts_.keep_every_n_hours > 0 && std::isfinite(*opts_.keep_every_n_hours))) throw bad("keep_every_n_hours", "a positive number of hours", std::to_string(*opts_.keep_every_n_hours));
-    if (opts_.best_k > 0 && opts_.best_metric.empty()) throw bad("best_metric", "a metric name (best_k is set)", "\"\"");
-    if (opts_.save_interval_steps < 1) throw bad("save_interval_steps", "at least 1", std::to_string(opts_.save_interval_steps));
-    if (opts_.prefix.empty() || opts_.prefix.find('/') != std::string::npos) throw bad("prefix", "a non-empty file-name prefix", "\"" + opts_.prefix + "\"");
-    if (!opts_.format.save || !opts_.format.load) throw bad("format", "a Backend with save and load", "an empty Backend");
+    detail::check_manager_options(opts_, dir_.string());
+    if (!opts_.format.save || !opts_.format.load)
+      throw error("invalid CheckpointManager option 'format'", dir_.string(), "", "a Backend with save and load", "an empty Backend");
   }
-  RetentionPolicy policy() const {
-    return {opts_.max_to_keep, opts_.keep_every_n_steps, opts_.keep_every_n_hours, opts_.best_k, opts_.best_metric, opts_.best_mode};
-  }
+  RetentionPolicy policy() const { return detail::retention_of(opts_); }
   std::chrono::system_clock::time_point now() const { return opts_.clock ? opts_.clock() : std::chrono::system_clock::now(); }
   StateDict load_checked(const CheckpointInfo& e) {
     return detail::load_for_restore(backend_for(e), e, opts_.load_options, opts_.verify_on_restore);

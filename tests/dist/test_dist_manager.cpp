@@ -231,4 +231,5 @@ TEST_CASE("dist manager: invalid options are refused naming the option", "[dist]
   o = {};
   o.best_k = 1;
   CHECK_THROWS_WITH(dist::CheckpointManager(one, dir / "run", m, o), Contains("best_metric"));
+  CHECK_FALSE(std::filesystem::exists(dir / "run"));  // refused before anything is created
 }

@@ -17,19 +17,7 @@ function(run_train dir out)
   set(${out} "${stdout}" PARENT_SCOPE)
 endfunction()
 
-function(digest_of text out)
-  string(REGEX MATCH "state-digest ([0-9a-f]+)" _ "${text}")
-  if(NOT CMAKE_MATCH_1)
-    message(FATAL_ERROR "no state-digest in:\n${text}")
-  endif()
-  set(${out} ${CMAKE_MATCH_1} PARENT_SCOPE)
-endfunction()
-
-# The "epoch E loss X" lines of `text`.
-function(loss_lines text out)
-  string(REGEX MATCHALL "epoch [0-9]+ loss [^ \n]+" lines "${text}")
-  set(${out} "${lines}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/digest.cmake)  # digest_of, loss_lines
 
 file(REMOVE_RECURSE ${WORK})
 run_train(${WORK}/full full_out)

@@ -17,18 +17,16 @@
 #include <algorithm>   // sorting entries
 #include <cerrno>      // EEXIST
 #include <chrono>      // checkpoint times
-#include <cmath>       // std::isfinite
 #include <cstdint>     // steps
 #include <exception>   // std::exception_ptr
 #include <filesystem>  // paths
-#include <functional>  // callbacks
 #include <map>         // metrics
 #include <optional>    // options, the coordinator's lock
 #include <string>      // messages
 #include <utility>     // std::move
 #include <vector>      // entries
 
-#include "../manager.hpp"        // VerifyFailure, BestMode
+#include "../manager.hpp"        // VerifyFailure, BestMode, check_manager_options, retention_of
 #include "../manager_index.hpp"  // ManagerIndex, apply_retention, open_index, remove_temporaries, DirLock
 #include "comm.hpp"              // Communicator, collective_step, Status
 #include "load.hpp"              // load_state
@@ -37,8 +35,9 @@
 
 namespace ckpt::dist {
 
-/// Options of a distributed CheckpointManager (the single-process manager's, less its async and
-/// backend choices: every checkpoint is a distributed one).
+/// Options of a distributed CheckpointManager: the single-process manager's (ckpt::ManagerOptions,
+/// same names, same meaning, checked by the same code), less its async and backend choices —
+/// every checkpoint is a distributed one — and with dist::SaveOptions for the saves.
 struct ManagerOptions {
   /// Keep the newest N checkpoints; std::nullopt keeps all. Must be >= 1.
   std::optional<std::size_t> max_to_keep = 5;
@@ -74,6 +73,7 @@ struct ManagerOptions {
 /// Keeps numbered distributed checkpoints of `object` (any Checkpointable whose state may hold
 /// ShardedTensors) in a directory every rank sees under the same path. The number of ranks may
 /// differ from one run to the next: restore_or_initialize() is a resharding load.
+
 template <Communicator C, Checkpointable T>
 class CheckpointManager {
  public:
@@ -232,9 +232,7 @@ class CheckpointManager {
  private:
   bool coordinator() const { return comm_.rank() == 0; }
   std::chrono::system_clock::time_point now() const { return opts_.clock ? opts_.clock() : std::chrono::system_clock::now(); }
-  RetentionPolicy policy() const {
-    return {opts_.max_to_keep, opts_.keep_every_n_steps, opts_.keep_every_n_hours, opts_.best_k, opts_.best_metric, opts_.best_mode};
-  }
+  RetentionPolicy policy() const { return ckpt::detail::retention_of(opts_); }
   /// What open_index needs to know of the checkpoints: directories named `<prefix>-<step>`.
   static Backend backend() {
     Backend b;
@@ -243,17 +241,7 @@ class CheckpointManager {
     b.directory = true;
     return b;
   }
-  void validate() const {
-    auto bad = [&](const std::string& opt, const std::string& expected, const std::string& got) {
-      return error("invalid CheckpointManager option '" + opt + "'", dir_.string(), "", expected, got);
-    };
-    if (opts_.max_to_keep && *opts_.max_to_keep == 0) throw bad("max_to_keep", "at least 1 (std::nullopt keeps all)", "0");
-    if (opts_.keep_every_n_steps && *opts_.keep_every_n_steps <= 0) throw bad("keep_every_n_steps", "a positive step count", std::to_string(*opts_.keep_every_n_steps));
-    if (opts_.keep_every_n_hours && !(*opts_.keep_every_n_hours > 0 && std::isfinite(*opts_.keep_every_n_hours))) throw bad("keep_every_n_hours", "a positive number of hours", std::to_string(*opts_.keep_every_n_hours));
-    if (opts_.best_k > 0 && opts_.best_metric.empty()) throw bad("best_metric", "a metric name (best_k is set)", "\"\"");
-    if (opts_.save_interval_steps < 1) throw bad("save_interval_steps", "at least 1", std::to_string(opts_.save_interval_steps));
-    if (opts_.prefix.empty() || opts_.prefix.find('/') != std::string::npos) throw bad("prefix", "a non-empty directory-name prefix", "\"" + opts_.prefix + "\"");
-  }
+  void validate() const { ckpt::detail::check_manager_options(opts_, dir_.string()); }
   /// Every rank takes the coordinator's index (the coordinator already has it; an empty message:
   /// the coordinator failed before it had one, and every rank keeps its own).
   void receive_index(Bytes& ix) {

@@ -20,6 +20,7 @@
 #include <cstdint>     // steps
 #include <exception>   // std::exception_ptr
 #include <filesystem>  // paths
+#include <functional>  // the options' callbacks
 #include <map>         // metrics
 #include <optional>    // options, the coordinator's lock
 #include <string>      // messages
@@ -73,7 +74,6 @@ struct ManagerOptions {
 /// Keeps numbered distributed checkpoints of `object` (any Checkpointable whose state may hold
 /// ShardedTensors) in a directory every rank sees under the same path. The number of ranks may
 /// differ from one run to the next: restore_or_initialize() is a resharding load.
-
 template <Communicator C, Checkpointable T>
 class CheckpointManager {
  public:
@@ -195,15 +195,15 @@ class CheckpointManager {
     for (auto it = index_.entries.rbegin(); it != index_.entries.rend(); ++it)
       if (!it->corrupt) candidates.push_back(*it);
     if (candidates.empty()) return std::nullopt;
+    // What each rank asks for: its object's state now (a throwing state_dict() fails every rank,
+    // and is not the checkpoints' fault).
+    StateDict request;
+    collective_step(comm_, dir_.string(), [&] { request = to_state_dict(obj_); });
     std::string failures;
     for (const auto& e : candidates) {
       StateDict got;
-      try {
-        StateDict request;
-        collective_step(comm_, e.path.string(), [&] { request = to_state_dict(obj_); });
+      try {  // every rank throws when any rank fails (collective_step), so all take the same branch
         got = load_state(comm_, e.path, request, opts_.load_options);
-      } catch (const std::bad_alloc&) {
-        throw;
       } catch (const rank_error& x) {
         if (!opts_.verify_on_restore) throw;
         report_failure(e, x, false);

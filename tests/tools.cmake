@@ -2,7 +2,7 @@
 # with the library, JSON output parsed, exit codes and one-line errors checked. The tool is
 # built in tools/ (added after tests/), so these register only when CKPT_BUILD_TOOLS is on.
 if(CKPT_BUILD_TOOLS AND EXISTS ${PROJECT_SOURCE_DIR}/tools/CMakeLists.txt)
-  ckpt_add_test(tools.cli tools/test_cli_inspect.cpp tools/test_cli_compare.cpp tools/test_cli_objects.cpp)
+  ckpt_add_test(tools.cli tools/test_cli_inspect.cpp tools/test_cli_compare.cpp tools/test_cli_objects.cpp tools/test_cli_dist.cpp)
   target_include_directories(tools.cli PRIVATE ${PROJECT_SOURCE_DIR}/examples)  # rawdir.hpp: a backend the tool lacks
   target_compile_definitions(tools.cli PRIVATE CKPT_TOOL="$<TARGET_FILE:ckpt_tool>")
   add_dependencies(tools.cli ckpt_tool)

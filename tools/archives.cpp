@@ -1,7 +1,8 @@
 // tools/archives.cpp — the only place the `ckpt` tool names backends: it opens any checkpoint
 // that a backend in ckpt::builtin_formats reads (files by their magic bytes, directories by
-// asking each backend), and writes with any of them. Everything else works on the type-erased
-// `Opened` / `Sink`.
+// asking each backend) and distributed checkpoints (ckpt/dist.hpp: a directory with
+// metadata.json, opened as one checkpoint of global tensors), and writes with any backend.
+// Everything else works on the type-erased `Opened` / `Sink`.
 #include <algorithm>  // std::min
 #include <cerrno>     // ENOENT
 #include <tuple>      // builtin_formats
@@ -9,6 +10,7 @@
 
 #include <ckpt/archive/detect.hpp>  // builtin_formats, sniff_format, visit_format, format_for_save
 #include <ckpt/detail/skeleton.hpp> // build_from_skeleton (tree validation)
+#include <ckpt/dist/load.hpp>       // distributed checkpoints: metadata, ChunkReader
 #include <ckpt/manager_index.hpp>   // ManagerIndex (file name, latest checkpoint)
 
 #include "cli.hpp"
@@ -114,6 +116,7 @@ std::string detect_format(const fs::path& path) {
   std::error_code ec;
   const auto st = fs::status(path, ec);
   if (!fs::is_directory(st)) return ckpt::sniff_format(path);  // io_error / format_error when it cannot
+  if (is_dist_dir(path)) return "dist";
   try {
     return ckpt::sniff_format(path);  // in case the registry learns to sniff directories
   } catch (const ckpt::error&) {
@@ -137,10 +140,48 @@ std::string detect_format(const fs::path& path) {
   return found;
 }
 
+namespace {
+/// A distributed checkpoint directory as one checkpoint: its global tensors (each read from the
+/// chunks of every rank's file), its tree and values; check_entry verifies every CRC block.
+void open_dist(Opened& o, const fs::path& dir, const ckpt::LoadOptions& opts) {
+  auto meta = std::make_shared<const ckpt::dist::Metadata>(ckpt::dist::read_metadata(dir, opts));
+  o.format = "dist";
+  o.caps = {.metadata_tree = true, .checksums = true, .directory = true};
+  o.format_version = ckpt::dist::format_version;
+  o.tree = meta->tree;
+  std::vector<std::uint64_t> offsets;
+  for (const auto& t : meta->tensors) {
+    ckpt::EntryInfo e;
+    e.path = ckpt::KeyPath::parse(t.key);
+    e.dtype = t.dtype;
+    e.shape = t.shape;
+    e.nbytes = static_cast<std::uint64_t>(ckpt::checked_numel(t.shape).value_or(0)) * ckpt::element_size(t.dtype);
+    for (const auto& c : t.chunks) {
+      e.stored_nbytes += c.nbytes;
+      offsets.push_back(c.offset);
+    }
+    o.entries.push_back(std::move(e));
+  }
+  o.alignment = common_alignment(offsets);
+  auto reader = std::make_shared<ckpt::dist::ChunkReader>(dir, *meta, opts.verify_checksums());
+  auto checker = std::make_shared<ckpt::dist::ChunkReader>(dir, *meta, true);
+  o.read_tensor = [meta, reader](std::size_t i) { return reader->read_all(meta->tensors.at(i)); };
+  o.check_entry = [meta, checker](std::size_t i) {
+    for (const auto& c : meta->tensors.at(i).chunks) checker->verify_chunk(meta->tensors[i], c);
+  };
+}
+}  // namespace
+
+bool is_dist_dir(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_directory(dir, ec) && fs::is_regular_file(dir / ckpt::dist::metadata_name, ec);
+}
+
 Opened open_as(const fs::path& path, const std::string& format, const ckpt::LoadOptions& opts) {
   Opened o;
   o.path = path.string();
-  ckpt::visit_format(format, [&]<class F>(F) { open_with<F>(o, path, opts); });
+  if (format == "dist") open_dist(o, path, opts);
+  else ckpt::visit_format(format, [&]<class F>(F) { open_with<F>(o, path, opts); });
   o.size_on_disk = disk_size(path);
   if (o.tree.is_null()) {
     o.flat = true;

@@ -116,6 +116,9 @@ struct Opened {
 
 /// True when `dir` is a CheckpointManager directory (it holds the manager's index file).
 bool is_manager_dir(const fs::path& dir);
+/// True when `dir` is a distributed checkpoint (ckpt/dist.hpp: it holds metadata.json); the
+/// tool opens it as format "dist", one checkpoint of global tensors.
+bool is_dist_dir(const fs::path& dir);
 /// Name of the backend that reads `path` (a file, or a directory some backend reads).
 /// format_error / io_error when none does.
 std::string detect_format(const fs::path& path);

@@ -68,3 +68,16 @@ if(TARGET train_dist)
                    -DWORK=${CMAKE_CURRENT_BINARY_DIR}/train-dist -DEPOCHS=6 -P ${CMAKE_CURRENT_SOURCE_DIR}/dist/train_dist_resume.cmake)
   set_tests_properties(example.train_dist.resharded_resume PROPERTIES TIMEOUT 300 LABELS mpi ENVIRONMENT "${_dist_mpi_env}")
 endif()
+
+# Its checkpoint consolidated by `ckpt convert` loads in Python's torch with the global shapes.
+if(TARGET train_dist AND CKPT_BUILD_TOOLS)
+  ckpt_python_has(_have_torch_for_dist torch numpy)
+  ckpt_interop_report(dist-torch "${_have_torch_for_dist}" "torch and numpy for ${CKPT_PYTHON} (Debian: python3-torch)")
+  if(_have_torch_for_dist)
+    ckpt_add_checked_test(NAME example.train_dist.convert_torch EXPECT "train_dist checkpoint consolidated: torch.load sees \\[64, 32\\]"
+             COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=${MPIEXEC_NUMPROC_FLAG} -DTRAIN=$<TARGET_FILE:train_dist>
+                     -DTOOL=$<TARGET_FILE:ckpt_tool> -DPYTHON=${CKPT_PYTHON} -DWORK=${CMAKE_CURRENT_BINARY_DIR}/train-dist-convert
+                     -P ${CMAKE_CURRENT_SOURCE_DIR}/dist/train_dist_convert.cmake)
+    set_tests_properties(example.train_dist.convert_torch PROPERTIES TIMEOUT 300 LABELS "mpi;interop" ENVIRONMENT "${_dist_mpi_env}")
+  endif()
+endif()

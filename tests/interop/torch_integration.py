@@ -56,7 +56,7 @@ DEFAULTS = {  # what a resume builds: everything else comes from the loaded para
 class Net(torch.nn.Module):  # torch_integration_tool.cpp's NetImpl
     def __init__(self):
         super().__init__()
-        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)  # see torch_integration_tool.cpp
         self.bn = torch.nn.BatchNorm2d(4)
         self.fc = torch.nn.Linear(4 * 6 * 6, 3)
 

@@ -19,6 +19,7 @@ as a record with it, writes it back as a plain dict — and nothing ever runs.
 """
 import argparse
 import collections
+import copy
 import io
 import json
 import math
@@ -197,7 +198,10 @@ def resumes_identically(make_model, original, opt, sched, state_of):
     """A fresh model + SGD + StepLR loaded from the round-tripped file's states (state_of gives
     model, optimizer, scheduler state dicts) takes the same next step as the originals."""
     model = make_model()
-    ms, os_, ss = state_of
+    # Copies: torch 2.x's Optimizer.load_state_dict keeps the very tensors it is given when their
+    # dtype and device already fit, so a fresh optimizer given the original's live state would
+    # share its momentum buffers and see the original's next step before taking its own.
+    ms, os_, ss = copy.deepcopy(state_of)
     model.load_state_dict(ms)
     o = sgd(model)
     o.load_state_dict(os_)

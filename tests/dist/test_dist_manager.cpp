@@ -136,7 +136,6 @@ TEST_CASE("dist manager: a new process restores the newest into another chunking
   CHECK(holds(r, 3));
   REQUIRE(mgr.last_restore().has_value());
   CHECK(mgr.last_restore()->ok());
-
 }
 
 TEST_CASE("dist manager: an object with keys the checkpoint lacks is a key_error unless partial restores are allowed", "[dist][manager]") {
